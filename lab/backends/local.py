@@ -1,0 +1,59 @@
+"""The local backend: each trial is a host process pinned with os.sched_setaffinity.
+
+No quota can be set on a host process, so quota points need the docker backend.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from lab.backends import BackendUnavailable, outcome_from
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, config):
+        self.config = config
+        self.python = sys.executable
+
+    def describe(self):
+        return {"backend": "local", "python_executable": self.python,
+                "python": platform.python_version(), "image": None}
+
+    def image_info(self):
+        return {"id": "local", "tag": None, "base": None, "python": platform.python_version()}
+
+    def run(self, spec, cpuset, quota, time_limit_s, labels=None):
+        if quota is not None:
+            raise BackendUnavailable("the local backend cannot apply a CPU quota; use --backend docker")
+        cpus = set(cpuset)
+        started = time.perf_counter()
+        # Pinned before exec, so the interpreter and every child it forks inherit the set.
+        process = subprocess.Popen(
+            [self.python, "-m", "lab.experiments", json.dumps(spec)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+            start_new_session=True,  # Ctrl-C reaches the lab, which then stops the trial itself
+        )
+        timed_out = False
+        try:
+            stdout, stderr = process.communicate(timeout=time_limit_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(process.pid, 9)
+            stdout, stderr = process.communicate()
+        except BaseException:
+            os.killpg(process.pid, 9)
+            process.communicate()
+            raise
+        host_seconds = time.perf_counter() - started
+        return outcome_from(stdout, stderr, process.returncode, timed_out, False, host_seconds,
+                            time_limit_s)
+
+    def stop_all(self, run_id):
+        return 0  # a trial in flight is killed by run() itself when interrupted

@@ -1,0 +1,43 @@
+"""Experiments: the code that runs inside a trial (a container or a pinned local process).
+
+Standard library only. Each experiment family is one module with the same small shape:
+
+    NAME: str                      the experiment's name in a trial spec and in records
+    VARIANTS: tuple[str, ...]      the variants it offers
+    def run_trial(spec: dict) -> dict
+
+`run_trial` gets the trial spec (see `lab.experiments.__main__`) and returns a result dict:
+
+    {"seconds": float,              the timed section only (time.perf_counter)
+     "cpu_seconds": float | None,   CPU time of all the trial's processes during the timed section
+     "metrics": {name: {"value": float, "unit": str}},
+     "check": {...}}                what it verified (counts, sums); informational
+
+It checks its own answer: a wrong answer raises `TrialCheckFailed` (a failed trial, never a
+number). Adding an experiment = adding a module here and naming it in `EXPERIMENTS`.
+"""
+
+import importlib
+
+
+class TrialCheckFailed(Exception):
+    """The trial computed or received something other than what it must have: no number."""
+
+
+class SpecError(ValueError):
+    """The trial spec asks for something the experiment does not offer."""
+
+
+# name -> module path; imported lazily so a trial loads only its own experiment.
+EXPERIMENTS = {
+    "scaling": "lab.experiments.scaling",
+    "ipc": "lab.experiments.ipc",
+    "probe": "lab.experiments.probe",
+}
+
+
+def load(name):
+    """Return the experiment module called `name`, or raise SpecError naming the known ones."""
+    if name not in EXPERIMENTS:
+        raise SpecError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}")
+    return importlib.import_module(EXPERIMENTS[name])

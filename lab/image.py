@@ -1,0 +1,171 @@
+"""The trial image: an offline base from Debian's packages, and the lab's code built on it.
+
+The image tag carries a digest of everything that goes into it (the in-container code, the
+Dockerfile, the base), so it is rebuilt when that changes and reused otherwise.
+"""
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import docker
+
+from lab import aptsources
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
+IMAGE_REPOSITORY = "multicore-lab"
+OFFLINE_BASE_REPOSITORY = "multicore-lab-base"  # multicore-lab-base:<suite> is built offline
+
+
+class ImageError(RuntimeError):
+    """The image cannot be had; the message says what to do."""
+
+
+@dataclass
+class ImageInfo:
+    id: str
+    tag: str
+    base: str
+    python: str | None
+    built_seconds: float | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def in_container_files(root=PROJECT_ROOT):
+    """The files the image holds: the standard-library-only part of `lab`."""
+    lab = Path(root) / "lab"
+    files = [lab / "__init__.py", lab / "sysinfo.py"]
+    files += sorted((lab / "experiments").glob("*.py"))
+    return files
+
+
+def code_digest(base_image, root=PROJECT_ROOT):
+    digest = hashlib.sha256(base_image.encode())
+    digest.update(DOCKERFILE.read_bytes())
+    for path in in_container_files(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def image_tag(base_image):
+    return f"{IMAGE_REPOSITORY}:{code_digest(base_image)}"
+
+
+def offline_suite(base_image):
+    """'multicore-lab-base:trixie' -> 'trixie'; None for any other base."""
+    repository, _, tag = base_image.partition(":")
+    return tag if repository == OFFLINE_BASE_REPOSITORY and tag else None
+
+
+def _exists(client, name):
+    try:
+        return client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def build_offline_base(client, suite, say=print, etc_apt="/etc/apt"):
+    """debootstrap a minimal Debian `suite` with python3, import it as multicore-lab-base:<suite>."""
+    if os.geteuid() != 0:
+        raise ImageError("building the offline base needs root (debootstrap); "
+                         "run `sudo .venv/bin/invoke build` or pass --base-image IMAGE you have")
+    if shutil.which("debootstrap") is None:
+        raise ImageError("debootstrap is not installed; run `apt-get install debootstrap` "
+                         "(or pass --base-image IMAGE you already have)")
+    mirror = aptsources.debian_mirror(etc_apt)
+    if mirror is None:
+        raise ImageError(f"no Debian archive entry in {etc_apt}/sources.list(.d); "
+                         "add one, or pass --base-image IMAGE you already have")
+    tag = f"{OFFLINE_BASE_REPOSITORY}:{suite}"
+    say(f"building offline base {tag} with debootstrap from {mirror} ...")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="multicore-lab-base-") as workdir:
+        rootfs = Path(workdir) / "rootfs"
+        command = ["debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs),
+                   mirror]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            raise ImageError(f"debootstrap {suite} failed: {' | '.join(tail)}")
+        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for entry in (rootfs / cache).glob("*"):
+                if entry.is_file():
+                    entry.unlink()
+        archive = Path(workdir) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+        client.api.import_image_from_file(str(archive), repository=OFFLINE_BASE_REPOSITORY,
+                                          tag=suite)
+    seconds = time.perf_counter() - started
+    say(f"built {tag} in {seconds:.1f} s")
+    return seconds
+
+
+def ensure_base(client, base_image, say=print):
+    """The base is there, or built offline (multicore-lab-base:*), or pulled; else a clear error."""
+    if _exists(client, base_image):
+        return None
+    suite = offline_suite(base_image)
+    if suite:
+        return build_offline_base(client, suite, say)
+    say(f"pulling base image {base_image} ...")
+    try:
+        client.images.pull(base_image)
+    except docker.errors.APIError as error:
+        raise ImageError(f"base image {base_image} is not here and cannot be pulled "
+                         f"({str(error)[:120]}); build an offline one with `invoke build` "
+                         f"(multicore-lab-base:trixie) or pass --base-image") from None
+    return None
+
+
+def _build_context(base_image):
+    """A tar of the Dockerfile and the in-container code (nothing else travels to the engine)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(DOCKERFILE, arcname="Dockerfile")
+        for path in in_container_files():
+            tar.add(path, arcname=str(path.relative_to(PROJECT_ROOT)))
+    buffer.seek(0)
+    return buffer
+
+
+def python_version(client, image_id):
+    """x.y.z of the image's python3, asked of a throwaway container."""
+    output = client.containers.run(
+        image_id, entrypoint=["python3", "-c", "import platform; print(platform.python_version())"],
+        network_mode="none", remove=True)  # remove=True is fine here: only stdout matters
+    return output.decode().strip()
+
+
+def ensure_image(client, base_image, rebuild=False, say=print):
+    """The trial image for `base_image`, built only when its code digest has no image yet."""
+    tag = image_tag(base_image)
+    image = None if rebuild else _exists(client, tag)
+    built_seconds = None
+    if image is None:
+        ensure_base(client, base_image, say)
+        say(f"building image {tag} on {base_image} ...")
+        started = time.perf_counter()
+        try:
+            image, _ = client.images.build(
+                fileobj=_build_context(base_image), custom_context=True, tag=tag, rm=True,
+                buildargs={"BASE_IMAGE": base_image},
+                labels={"multicore-lab.base": base_image}, nocache=rebuild)
+        except docker.errors.BuildError as error:
+            raise ImageError(f"building {tag} failed: {error}") from None
+        built_seconds = time.perf_counter() - started
+        say(f"built {tag} in {built_seconds:.1f} s")
+    labels = image.labels or {}
+    version = labels.get("multicore-lab.python") or python_version(client, image.id)
+    return ImageInfo(id=image.id, tag=tag, base=base_image, python=version,
+                     built_seconds=built_seconds)

@@ -1,0 +1,147 @@
+"""raw.jsonl -> pandas: one row per trial, one row per point, scaling aggregates.
+
+Statistics are computed over measured trials only: ok, not warm-up. Failed and warm-up trials stay
+in the raw data and are counted in the summary.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lab import fits, runfolder
+
+POINT_COLUMNS = ["point_id", "experiment", "variant", "limit", "cpus", "quota", "placement",
+                 "workers", "start_method", "backend", "python", "image"]
+STRONG_VARIANTS = ("strong", "process", "seed")
+
+
+def trials_frame(records):
+    """One row per trial; metric values flattened to metric.<name> columns."""
+    rows = []
+    for record in records:
+        row = {k: v for k, v in record.items() if k not in ("metrics", "seen", "params", "check")}
+        for name, metric in (record.get("metrics") or {}).items():
+            row[f"metric.{name}"] = metric.get("value") if isinstance(metric, dict) else metric
+        for name, value in (record.get("params") or {}).items():
+            row[f"param.{name}"] = value
+        seen = record.get("seen") or {}
+        for name in ("effective_cpus", "pool_default_workers", "os_cpu_count", "quota_cpus"):
+            row[f"seen.{name}"] = seen.get(name)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["workers"] = frame["workers"].astype("object")
+    return frame
+
+
+def load_trials(folder, warn=print):
+    return trials_frame(runfolder.read_records(folder.raw_path, warn=warn))
+
+
+def measured(trials):
+    return trials[(trials["ok"] == True) & (trials["warmup"] == False)]  # noqa: E712 (pandas)
+
+
+def point_stats(trials):
+    """Per point: n, median, IQR, min, max, mean, CV of `seconds`, and the failed count."""
+    keys = [c for c in POINT_COLUMNS if c in trials.columns]
+    good = measured(trials)
+    grouped = good.groupby("point_id")["seconds"]
+    stats = pd.DataFrame({
+        "n": grouped.count(), "median_s": grouped.median(),
+        "q1_s": grouped.quantile(0.25), "q3_s": grouped.quantile(0.75),
+        "min_s": grouped.min(), "max_s": grouped.max(), "mean_s": grouped.mean(),
+    })
+    stats["iqr_s"] = stats["q3_s"] - stats["q1_s"]
+    stats["cv"] = grouped.std(ddof=1) / stats["mean_s"]
+    failed = trials[(trials["ok"] != True) & (trials["warmup"] == False)]  # noqa: E712
+    stats["failed"] = failed.groupby("point_id").size().reindex(stats.index).fillna(0).astype(int)
+    described = trials.drop_duplicates("point_id").set_index("point_id")[keys[1:]]
+    for column in (c for c in trials.columns if c.startswith("param.")):
+        described[column] = trials.drop_duplicates("point_id").set_index("point_id")[column]
+    summary = described.join(stats, how="left").reset_index()
+    summary["n"] = summary["n"].fillna(0).astype(int)
+    return summary
+
+
+def _same_curve(summary, row):
+    """Rows of the same curve as `row`: same variant, start method and parameters."""
+    mask = (summary["variant"] == row["variant"]) & (summary["start_method"] == row["start_method"])
+    for column in (c for c in summary.columns if c.startswith("param.")):
+        mask &= (summary[column] == row[column]) | (summary[column].isna() & pd.isna(row[column]))
+    return summary[mask]
+
+
+def _baseline_seconds(summary, row):
+    """Median time of the same curve pinned to 1 CPU with 1 worker (NaN when not measured)."""
+    curve = _same_curve(summary, row)
+    base = curve[(curve["limit"] == "cpuset") & (curve["cpus"] == 1) & (curve["workers"] == 1)]
+    return float(base["median_s"].iloc[0]) if len(base) else math.nan
+
+
+def resources(row):
+    """The CPUs a point had: its quota under a quota limit, else its cpuset's size."""
+    return float(row["quota"]) if row["limit"] == "quota" else float(row["cpus"])
+
+
+def scaling_summary(trials):
+    """Point stats plus speedup, efficiency, Karp-Flatt and the Amdahl fit of each strong curve."""
+    summary = point_stats(trials)
+    summary = summary[summary["experiment"] == "scaling"].copy()
+    serial = summary[(summary["variant"] == "serial") & (summary["cpus"] == 1)]
+    serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
+    for column in ("speedup", "speedup_absolute", "efficiency", "scaled_speedup", "karp_flatt",
+                   "speedup_cap"):
+        summary[column] = np.nan
+    for index, row in summary.iterrows():
+        if row["variant"] == "serial" or not row["median_s"] > 0:
+            continue
+        base_s = _baseline_seconds(summary, row)
+        cpus = resources(row)
+        if row["variant"] == "weak":
+            workers = row["workers"] if row["workers"] is not None else row["cpus"]
+            summary.at[index, "scaled_speedup"] = workers * base_s / row["median_s"]
+            summary.at[index, "efficiency"] = summary.at[index, "scaled_speedup"] / cpus
+            continue
+        speedup = base_s / row["median_s"]
+        summary.at[index, "speedup"] = speedup
+        summary.at[index, "speedup_absolute"] = serial_s / row["median_s"]
+        summary.at[index, "efficiency"] = speedup / cpus
+        summary.at[index, "karp_flatt"] = fits.karp_flatt(cpus, speedup)
+        if row["variant"] == "seed":
+            workers = row["workers"] if row["workers"] is not None else row["cpus"]
+            summary.at[index, "speedup_cap"] = fits.seed_speedup_cap(min(cpus, workers))
+    summary["amdahl_serial_fraction"] = np.nan
+    summary["amdahl"] = ""
+    for key, curve in strong_curves(summary):
+        fit = fits.fit_amdahl(curve["cpus"], curve["speedup"])
+        summary.loc[curve.index, "amdahl"] = fit.describe()
+        if fit.fitted:
+            summary.loc[curve.index, "amdahl_serial_fraction"] = fit.serial_fraction
+    return summary.sort_values(["variant", "limit", "cpus", "workers"], key=_sort_key)
+
+
+def _sort_key(column):
+    return column.map(lambda v: (1, str(v)) if v is None or isinstance(v, str) else (0, v))
+
+
+def strong_curves(summary):
+    """(name, rows) per strong-scaling curve: cpuset-limited, workers = CPUs, one variant."""
+    rows = summary[summary["variant"].isin(STRONG_VARIANTS) & (summary["limit"] == "cpuset")
+                   & (summary["workers"] == summary["cpus"])]
+    for (variant, method), curve in rows.groupby(["variant", "start_method"]):
+        yield f"{variant} ({method})", curve.sort_values("cpus")
+
+
+def per_trial_speedups(trials, summary):
+    """Each measured trial's speedup against its curve's baseline median (for the spread)."""
+    good = measured(trials)
+    base = {}
+    for _, row in summary.iterrows():
+        base[row["point_id"]] = (_baseline_seconds(summary, row), row)
+    out = good[good["point_id"].isin(summary["point_id"])].copy()
+    out["speedup"] = [base[p][0] / s if s else math.nan
+                      for p, s in zip(out["point_id"], out["seconds"])]
+    return out
