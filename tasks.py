@@ -68,9 +68,9 @@ def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repe
         raise Exit(code=code)
 
 
-@task(help={"run": "run id under results/, 'latest', or a run folder's path",
+@task(help={"run": "run id under results/, 'latest' (default), or a run folder's path",
             "results_dir": SHARED_HELP["results_dir"]})
-def report(c, run="latest", results_dir=None):
+def report(c, run, results_dir=None):
     """Redraw summary.csv, charts and report.md of a run from its raw.jsonl (runs nothing)."""
     from lab import report as report_module
     config = _lab_config(c, results_dir=results_dir)

@@ -20,7 +20,7 @@ def _items(flag, text):
     else:
         items = [item.strip() for item in str(text).split(",")]
     if not items or any(item == "" for item in items):
-        raise BadInput(f"{flag} {text!r}: empty item; give a comma-separated list like 1,2")
+        raise BadInput(f"{flag} {text!r}: empty item; allowed: a comma-separated list like 1,2")
     return items
 
 

@@ -6,7 +6,7 @@ Flags become a validated plan here; lab.runs runs it; lab.report analyses and dr
 import math
 import random
 
-from lab import options, plan as plans, report, runs, topology
+from lab import options, plan as plans, runs, topology
 from lab.experiments.scaling import VARIANTS as SCALING_VARIANTS
 from lab.options import BadInput
 
@@ -135,5 +135,6 @@ def run(opts, config, say=print):
     folder, status = runs.perform(TASK, plan, prepared, config, estimator(name, 1 / rate),
                                   extra_meta={"calibration": calibration, "options": parsed},
                                   say=say)
+    from lab import report  # pandas and matplotlib load only once there is something to draw
     report.build(folder, say=say)
     return {"complete": 0, "interrupted": 130}.get(status, 1)

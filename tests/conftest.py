@@ -1,0 +1,50 @@
+"""Shared fixtures: a real Docker engine and the real trial image, built once per test session.
+
+Without an engine the engine tests are skipped with the reason; under CI=true they fail instead,
+because CI must prove the containers work.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BASE_IMAGE = os.environ.get("LAB_TEST_BASE_IMAGE", "multicore-lab-base:trixie")
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from lab.backends import BackendUnavailable
+    from lab.backends.docker import connect
+    try:
+        return connect()
+    except BackendUnavailable as why:
+        if IN_CI:
+            pytest.fail(f"CI=true and {why}")
+        pytest.skip(f"needs a Docker engine: {why}")
+
+
+@pytest.fixture(scope="session")
+def trial_image(engine):
+    """The offline base (debootstrap) and the trial image, as `invoke build` makes them."""
+    from lab.image import ensure_image
+    return ensure_image(engine, BASE_IMAGE, say=lambda *_: None)
+
+
+@pytest.fixture
+def docker_backend(engine, trial_image):
+    from lab.backends.docker import DockerBackend
+    backend = DockerBackend(engine, {"memory_limit": "256m", "shm_size": "64m", "pids_limit": 256})
+    backend.image = trial_image
+    return backend
+
+
+def invoke(*args, cwd=PROJECT_ROOT, env=None, timeout=900):
+    """Run the real `invoke` command line as a user would; returns the CompletedProcess."""
+    command = [str(Path(sys.executable).with_name("invoke")), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
