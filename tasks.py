@@ -14,7 +14,9 @@ SHARED_HELP = {
     "repeat": "measured rounds per point (one more warm-up round is run and discarded)",
     "start_method": "multiprocessing start method: fork, spawn or forkserver",
     "backend": "auto (Docker when an engine answers, else local), docker, or local",
-    "base_image": "base of the trial image; multicore-lab-base:<suite> is built offline",
+    "base_image": "base(s) of the trial image, comma-separated (points run on each); "
+                  "multicore-lab-base:<suite> is built offline",
+    "image": "a ready trial image to use as it is (no build)",
     "seed": "seed of the shuffle within rounds (default: random, recorded)",
     "dry_run": "print the plan and its estimated duration; run nothing",
     "results_dir": "where run folders go (default results/)",
@@ -48,8 +50,8 @@ def _guarded(function, *args, **kwargs):
             "workers": "worker counts per CPU count: cpus (= CPUs), default (Pool()'s own), or numbers",
             "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations"})
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
-          placement=None, start_method=None, backend=None, base_image=None, seed=None,
-          results_dir=None, dry_run=False):
+          placement=None, start_method=None, backend=None, base_image=None, image=None,
+          seed=None, results_dir=None, dry_run=False):
     """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
     from lab import scale as scale_task
     config = _lab_config(c, results_dir=results_dir)
@@ -60,7 +62,7 @@ def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repe
         "work": work or defaults["work"], "target_seconds": defaults["target_seconds"],
         "repeat": repeat or config["repeat"], "placement": placement or config["placement"],
         "start_method": start_method or config["start_method"],
-        "backend": backend or config["backend"], "base_image": base_image or config["base_image"],
+        "backend": backend or config["backend"], "base_image": base_image or config["base_image"], "image": image,
         "seed": seed if seed is not None else config["seed"], "dry_run": dry_run,
     }
     code = _guarded(scale_task.run, chosen, config)

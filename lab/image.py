@@ -139,6 +139,17 @@ def _build_context(base_image):
     return buffer
 
 
+def existing_image(client, name):
+    """A trial image the user names (`--image`), used as it is: never built or changed."""
+    image = _exists(client, name)
+    if image is None:
+        raise ImageError(f"--image {name}: no such image on this engine; build one with "
+                         f"`invoke build` or leave --image out")
+    labels = image.labels or {}
+    return ImageInfo(id=image.id, tag=name, base=labels.get("multicore-lab.base", "unknown"),
+                     python=python_version(client, image.id))
+
+
 def python_version(client, image_id):
     """x.y.z of the image's python3, asked of a throwaway container."""
     output = client.containers.run(

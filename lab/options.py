@@ -99,6 +99,21 @@ def workers(text):
     return list(dict.fromkeys(result))
 
 
+_IMAGE_NAME = re.compile(
+    r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+
+
+def image_names(flag, text):
+    """Docker image references ('multicore-lab-base:trixie', 'python:3.13-slim'), checked to parse."""
+    names = _items(flag, text)
+    for name in names:
+        if not _IMAGE_NAME.match(name):
+            raise BadInput(f"{flag} {name!r}: not an image name; allowed: names like "
+                           f"multicore-lab-base:trixie or registry.example/python:3.13-slim")
+    return list(dict.fromkeys(names))
+
+
 def work(value):
     """'auto' (calibrated), 'seed' (the tutorial's 6 x 10^7) or a whole number of iterations."""
     text = str(value).strip()

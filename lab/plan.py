@@ -25,6 +25,7 @@ class Point:
     workers: int | None   # None: Pool()'s default size
     start_method: str
     params: tuple = ()    # sorted (key, value) pairs; a tuple so the point is hashable
+    image: str = ""       # which trial image runs it (its base image name; "local" on the host)
 
     @property
     def params_dict(self):

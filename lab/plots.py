@@ -22,10 +22,6 @@ def _save(figure, folder, name):
     return paths
 
 
-def _curve_label(variant, method, summary):
-    return f"{variant} ({method})"
-
-
 def speedup_chart(summary, trials, folder, title_suffix=""):
     """Measured speedup against CPUs: ideal line, the repeats' spread, the Amdahl fit per curve."""
     figure, axes = plt.subplots(figsize=(7.5, 5))
@@ -66,10 +62,12 @@ def efficiency_chart(summary, folder, title_suffix=""):
     figure, axes = plt.subplots(figsize=(7.5, 5))
     rows = summary[(summary["limit"] == "cpuset") & summary["efficiency"].notna()
                    & (summary["workers"] == summary["cpus"])]
-    for index, ((variant, method), curve) in enumerate(rows.groupby(["variant", "start_method"])):
+    several = rows["python"].nunique() > 1
+    for index, ((variant, method, python), curve) in enumerate(
+            rows.groupby(["variant", "start_method", "python"])):
         curve = curve.sort_values("cpus")
         axes.plot(curve["cpus"], curve["efficiency"], marker="o", color=f"C{index}",
-                  label=f"{variant} ({method})")
+                  label=f"{variant} ({method}{', Python ' + python if several else ''})")
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal (1.0)")
     max_cpus = max(2, int(summary["cpus"].max()))
     axes.set_xticks(range(1, max_cpus + 1))

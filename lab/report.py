@@ -18,19 +18,19 @@ def _fmt(value, pattern="{:.3f}"):
 
 def scaling_table(summary):
     """The table printed at the end: CPUs, workers, median seconds, speedup, efficiency."""
-    lines = [f"{'variant':<9} {'limit':<7} {'CPUs':>5} {'workers':>8} {'n':>3} {'median s':>9} "
+    lines = [f"{'python':<7} {'variant':<9} {'limit':<7} {'CPUs':>5} {'workers':>8} {'n':>3} {'median s':>9} "
              f"{'IQR s':>7} {'speedup':>8} {'abs.':>6} {'effic.':>7} {'failed':>6}"]
     for _, row in summary.iterrows():
         cpus = f"q{row['quota']:g}" if row["limit"] == "quota" else str(row["cpus"])
         workers = "default" if row["workers"] is None else str(row["workers"])
         speedup = row["scaled_speedup"] if row["variant"] == "weak" else row["speedup"]
-        lines.append(f"{row['variant']:<9} {row['limit']:<7} {cpus:>5} {workers:>8} "
+        lines.append(f"{str(row['python']):<7} {row['variant']:<9} {row['limit']:<7} {cpus:>5} {workers:>8} "
                      f"{row['n']:>3} {_fmt(row['median_s']):>9} {_fmt(row['iqr_s']):>7} "
                      f"{_fmt(speedup, '{:.2f}'):>8} {_fmt(row['speedup_absolute'], '{:.2f}'):>6} "
                      f"{_fmt(row['efficiency'], '{:.2f}'):>7} {row['failed']:>6}")
-    fits = summary.drop_duplicates("variant")
+    fits = summary.drop_duplicates(["variant", "python"])
     for _, row in fits[fits["amdahl"] != ""].iterrows():
-        lines.append(f"Amdahl, {row['variant']}: {row['amdahl']}")
+        lines.append(f"Amdahl, {row['variant']} (Python {row['python']}): {row['amdahl']}")
     return "\n".join(lines)
 
 

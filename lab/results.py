@@ -66,9 +66,10 @@ def point_stats(trials):
     return summary
 
 
-def _same_curve(summary, row):
-    """Rows of the same curve as `row`: same variant, start method and parameters."""
-    mask = (summary["variant"] == row["variant"]) & (summary["start_method"] == row["start_method"])
+def _same_curve(summary, row, variant=None):
+    """Rows of the same curve as `row`: same variant, start method, image and parameters."""
+    mask = ((summary["variant"] == (variant or row["variant"]))
+            & (summary["start_method"] == row["start_method"]) & (summary["image"] == row["image"]))
     for column in (c for c in summary.columns if c.startswith("param.")):
         mask &= (summary[column] == row[column]) | (summary[column].isna() & pd.isna(row[column]))
     return summary[mask]
@@ -90,8 +91,6 @@ def scaling_summary(trials):
     """Point stats plus speedup, efficiency, Karp-Flatt and the Amdahl fit of each strong curve."""
     summary = point_stats(trials)
     summary = summary[summary["experiment"] == "scaling"].copy()
-    serial = summary[(summary["variant"] == "serial") & (summary["cpus"] == 1)]
-    serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
     for column in ("speedup", "speedup_absolute", "efficiency", "scaled_speedup", "karp_flatt",
                    "speedup_cap"):
         summary[column] = np.nan
@@ -99,6 +98,9 @@ def scaling_summary(trials):
         if row["variant"] == "serial" or not row["median_s"] > 0:
             continue
         base_s = _baseline_seconds(summary, row)
+        serial = _same_curve(summary, row, variant="serial")
+        serial = serial[(serial["cpus"] == 1) & (serial["limit"] == "cpuset")]
+        serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
         cpus = resources(row)
         if row["variant"] == "weak":
             workers = row["workers"] if row["workers"] is not None else row["cpus"]
@@ -120,7 +122,7 @@ def scaling_summary(trials):
         summary.loc[curve.index, "amdahl"] = fit.describe()
         if fit.fitted:
             summary.loc[curve.index, "amdahl_serial_fraction"] = fit.serial_fraction
-    return summary.sort_values(["variant", "limit", "cpus", "workers"], key=_sort_key)
+    return summary.sort_values(["python", "variant", "limit", "cpus", "workers"], key=_sort_key)
 
 
 def _sort_key(column):
@@ -131,8 +133,10 @@ def strong_curves(summary):
     """(name, rows) per strong-scaling curve: cpuset-limited, workers = CPUs, one variant."""
     rows = summary[summary["variant"].isin(STRONG_VARIANTS) & (summary["limit"] == "cpuset")
                    & (summary["workers"] == summary["cpus"])]
-    for (variant, method), curve in rows.groupby(["variant", "start_method"]):
-        yield f"{variant} ({method})", curve.sort_values("cpus")
+    several = rows["python"].nunique() > 1
+    for (variant, method, python), curve in rows.groupby(["variant", "start_method", "python"]):
+        label = f"{variant} ({method}{', Python ' + python if several else ''})"
+        yield label, curve.sort_values("cpus")
 
 
 def per_trial_speedups(trials, summary):

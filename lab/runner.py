@@ -27,15 +27,17 @@ def trial_spec(point):
             "start_method": point.start_method, "expect_affinity": list(point.cpuset)}
 
 
-def make_record(run_id, trial, outcome, backend_name, image, host):
+def make_record(run_id, trial, outcome, backend, host):
     """The trial record of DESIGN.md: what the trial said plus what only the host knows."""
     point = trial.point
     result = outcome.result or {}
+    image = backend.image_info(point.image or None)
     seconds = result.get("seconds") if outcome.error is None else None
     return {
         "schema": RECORD_SCHEMA, "run_id": run_id, "point_id": point.point_id,
-        "experiment": point.experiment, "variant": point.variant, "backend": backend_name,
-        "host": host, "image": image.get("id"), "python": result.get("python") or image.get("python"),
+        "experiment": point.experiment, "variant": point.variant, "backend": backend.name,
+        "host": host, "image": image.get("id"), "image_tag": image.get("tag"),
+        "python": result.get("python") or image.get("python"),
         "start_method": point.start_method, "limit": point.limit, "cpus": point.cpus,
         "cpuset": ",".join(str(c) for c in point.cpuset), "quota": point.quota,
         "placement": point.placement, "workers": point.workers, "params": point.params_dict,
@@ -84,7 +86,6 @@ class Progress:
 
 def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print, done=()):
     """Run every trial of `plan` not in `done` (keys of finished trials). Returns the run status."""
-    image = backend.image_info()
     pending = [t for t in plan.trials if t.key not in set(done)]
     progress = Progress(pending, estimate, say)
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -94,8 +95,8 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
             current = trial
             labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
             outcome = backend.run(trial_spec(trial.point), trial.point.cpuset, trial.point.quota,
-                                  time_limit_s, labels)
-            record = make_record(folder.run_id, trial, outcome, backend.name, image, host_name)
+                                  time_limit_s, labels, trial.point.image or None)
+            record = make_record(folder.run_id, trial, outcome, backend, host_name)
             folder.append(record)
             current = None
             progress.report(index, trial, record, pending[index:], plan.rounds)
@@ -104,7 +105,7 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         stopped = backend.stop_all(folder.run_id)
         if current is not None:
-            _record_cut_off(folder, current, backend, image, host_name, f"interrupted ({why})")
+            _record_cut_off(folder, current, backend, host_name, f"interrupted ({why})")
         say(f"\nInterrupted ({why}): stopped {stopped} container(s) of this run; every finished "
             f"trial is kept in {folder.raw_path}.")
     except Exception as error:  # the backend went away (engine stopped, disk full ...)
@@ -118,9 +119,9 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
     return status
 
 
-def _record_cut_off(folder, trial, backend, image, host_name, reason):
+def _record_cut_off(folder, trial, backend, host_name, reason):
     outcome = TrialOutcome(None, reason, None, False, False, 0.0, "")
-    folder.append(make_record(folder.run_id, trial, outcome, backend.name, image, host_name))
+    folder.append(make_record(folder.run_id, trial, outcome, backend, host_name))
 
 
 def exit_code(status):

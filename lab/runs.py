@@ -27,12 +27,17 @@ def prepare_backend(name, config, say=print):
     return Prepared(backend, topology.read_cpus())
 
 
-def ready_image(backend, base_image, say=print):
-    """Build or reuse the trial image (docker backend only)."""
+def ready_images(backend, base_images, image=None, say=print):
+    """Build or reuse the trial image of every base (docker backend only); `image` names a
+    ready trial image to use as it is. Returns the names points use to pick their image."""
     if backend.name != "docker":
-        return
-    from lab.image import ensure_image
-    backend.image = ensure_image(backend.client, base_image, say=say)
+        return ["local"]
+    from lab.image import ensure_image, existing_image
+    if image:
+        backend.images = {image: existing_image(backend.client, image)}
+    else:
+        backend.images = {base: ensure_image(backend.client, base, say=say) for base in base_images}
+    return list(backend.images)
 
 
 def format_duration(seconds):
@@ -59,19 +64,22 @@ def perform(task, plan, prepared, config, estimate, extra_meta=None, say=print):
     backend = prepared.backend
     folder = runfolder.RunFolder.create(config["results_dir"], task)
     image = backend.image_info()
+    images = {name: backend.image_info(name) for name in dict.fromkeys(p.image for p in plan.points)}
     meta = {
         "run_id": folder.run_id, "task": task, "status": "running",
         "started_at": time.time(), "host": hostinfo.host(prepared.cpus),
-        "backend": backend.describe(), "image": image, "lab": hostinfo.lab(),
+        "backend": backend.describe(), "image": image, "images": images,
+        "lab": hostinfo.lab(),
         "config": config, "seed": plan.seed, "trials_planned": len(plan.trials),
         "points_planned": len(plan.points), "warnings": [],
     }
     meta.update(extra_meta or {})
     folder.write_meta(meta)
     runfolder.write_json_atomic(folder.path / runfolder.PLAN, {"task": task, **plan.as_dict()})
-    say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend"
-        f" (image {image.get('tag') or image.get('id')}, Python {image.get('python')}),"
-        f" results in {folder.path}")
+    pythons = ", ".join(f"{i.get('tag') or i.get('id')} (Python {i.get('python')})"
+                        for i in images.values())
+    say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend, "
+        f"image {pythons}; results in {folder.path}")
     status = runner.execute(plan, backend, folder, meta["host"]["hostname"],
                             float(config.get("trial_time_limit_s", 600)), estimate, say=say)
     folder.update_meta(status=status, finished_at=time.time())

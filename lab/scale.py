@@ -32,6 +32,8 @@ def validate(opts, host_cpus):
                                        options.START_METHODS),
         "backend": options.choice("--backend", opts["backend"], options.BACKENDS),
         "target_seconds": float(opts.get("target_seconds", 2.0)),
+        "base_images": options.image_names("--base-image", opts["base_image"]),
+        "image": options.image_names("--image", opts["image"])[0] if opts.get("image") else None,
     }
     seed = opts.get("seed")
     parsed["seed"] = (options.positive_int("--seed", seed, "a whole number")
@@ -42,11 +44,16 @@ def validate(opts, host_cpus):
     return parsed
 
 
-def build_points(parsed, cpus, work):
-    """Points of the matrix; each variant gets its 1-CPU, 1-worker baseline, strong runs the
-    serial one (absolute speedup)."""
+def build_points(parsed, cpus, work, images):
+    """Points of the matrix, per image; each variant gets its 1-CPU, 1-worker baseline, strong
+    runs the serial one (absolute speedup)."""
     points = []
+    for image in images:
+        _add_points(points, parsed, cpus, work, image)
+    return points
 
+
+def _add_points(points, parsed, cpus, work, image):
     def add(variant, count, workers, quota=None):
         cpuset = (topology.cpuset_for(count, cpus, parsed["placement"]) if quota is None
                   else [c.id for c in cpus])
@@ -54,7 +61,7 @@ def build_points(parsed, cpus, work):
             experiment="scaling", variant=variant, limit="quota" if quota else "cpuset",
             cpus=count if quota is None else len(cpus), cpuset=cpuset, quota=quota,
             placement=parsed["placement"], workers=workers,
-            start_method=parsed["start_method"], params={"work": work})
+            start_method=parsed["start_method"], params={"work": work}, image=image)
         if point not in points:
             points.append(point)
 
@@ -70,7 +77,6 @@ def build_points(parsed, cpus, work):
                     None if workers == "default" else workers, quota=quota)
     if any(v in STRONG_TYPE for v in parsed["variants"]):
         add("serial", 1, 1)
-    return points
 
 
 def estimator(backend_name, seconds_per_iteration):
@@ -85,13 +91,13 @@ def estimator(backend_name, seconds_per_iteration):
     return estimate
 
 
-def calibrate(backend, cpus, parsed, say=print):
+def calibrate(backend, cpus, parsed, images, say=print):
     """Iterations per second of one pinned process in the trial's own environment."""
     from lab.backends import RUN_LABEL
     cpuset = topology.cpuset_for(1, cpus, parsed["placement"])
     spec = {"experiment": "scaling", "variant": "calibrate", "params": {"calibrate_seconds": 0.5},
             "workers": 1, "start_method": parsed["start_method"], "expect_affinity": cpuset}
-    outcome = backend.run(spec, cpuset, None, 120, {RUN_LABEL: "calibration"})
+    outcome = backend.run(spec, cpuset, None, 120, {RUN_LABEL: "calibration"}, images[0])
     if outcome.error:
         raise RuntimeError(f"calibration trial failed: {outcome.error}\n{outcome.stderr_tail}")
     return outcome.result["metrics"]["iterations_per_second"]["value"]
@@ -112,26 +118,29 @@ def run(opts, config, say=print):
         seconds_per_iteration = (parsed["target_seconds"] / SEED_WORK if work == "auto"
                                  else 1 / NOMINAL_ITERATIONS_PER_SECOND)
         work_value = SEED_WORK if work in ("auto", "seed") else work
-        plan = plans.Plan(build_points(parsed, host_cpus, work_value), parsed["repeat"],
+        images = ([parsed["image"]] if parsed["image"] else parsed["base_images"]
+                  ) if name == "docker" else ["local"]
+        plan = plans.Plan(build_points(parsed, host_cpus, work_value, images), parsed["repeat"],
                           parsed["seed"])
         if work == "auto":
             say(f"work: calibrated at the start of the run so one worker's trial takes about "
                 f"{parsed['target_seconds']:g} s")
         runs.dry_run(plan, estimator(name, seconds_per_iteration), say)
         return 0
-    runs.ready_image(prepared.backend, opts["base_image"], say)
+    images = runs.ready_images(prepared.backend, parsed["base_images"], parsed["image"], say)
     calibration = {"mode": work if isinstance(work, str) else "given"}
     if work == "seed":
         work = SEED_WORK
     rate = NOMINAL_ITERATIONS_PER_SECOND
     if work == "auto":
-        rate = calibrate(prepared.backend, host_cpus, parsed, say)
+        rate = calibrate(prepared.backend, host_cpus, parsed, images, say)
         work = max(1000, int(rate * parsed["target_seconds"]))
         say(f"calibrated: {rate:,.0f} iterations/s on one CPU -> work {work:,} iterations "
             f"(about {parsed['target_seconds']:g} s for one worker)")
         calibration.update(iterations_per_second=rate, target_seconds=parsed["target_seconds"])
     calibration["work"] = work
-    plan = plans.Plan(build_points(parsed, host_cpus, work), parsed["repeat"], parsed["seed"])
+    plan = plans.Plan(build_points(parsed, host_cpus, work, images), parsed["repeat"],
+                      parsed["seed"])
     folder, status = runs.perform(TASK, plan, prepared, config, estimator(name, 1 / rate),
                                   extra_meta={"calibration": calibration, "options": parsed},
                                   say=say)

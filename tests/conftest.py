@@ -39,7 +39,7 @@ def trial_image(engine):
 def docker_backend(engine, trial_image):
     from lab.backends.docker import DockerBackend
     backend = DockerBackend(engine, {"memory_limit": "256m", "shm_size": "64m", "pids_limit": 256})
-    backend.image = trial_image
+    backend.images = {trial_image.base: trial_image}
     return backend
 
 

@@ -99,7 +99,7 @@ def test_timeout_crash_and_oom_are_recorded_while_the_others_finish(docker_backe
         all=True, filters={"label": f"multicore-lab.run={folder.run_id}"})
     assert leftover == []  # every container removed after its status and logs were read
     meta = folder.read_meta()
-    assert meta["status"] == "complete" and meta["image"]["id"] == docker_backend.image.id
+    assert meta["status"] == "complete" and meta["image"]["id"] == docker_backend.images[BASE_IMAGE].id
 
 
 def test_local_backend_pins_the_trial_process():
@@ -121,6 +121,7 @@ BAD_INPUTS = [
     (["--start-method", "clone"], "unknown; allowed: fork, spawn, forkserver"),
     (["--variants", "strong,warp"], "--variants 'warp': unknown; allowed"),
     (["--work", "-3"], "--work '-3': not allowed"),
+    (["--base-image", "Not An Image!"], "--base-image 'Not An Image!': not an image name"),
 ]
 
 

@@ -2,7 +2,8 @@
 
     name                      "docker" | "local"
     describe() -> dict        what meta.json records (engine, version, image ...)
-    run(trial_spec, cpuset, quota, time_limit_s, labels) -> TrialOutcome
+    image_info(name) -> dict  id, tag, base, python of the image a point names
+    run(trial_spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome
     stop_all(run_id)          stop whatever this run still has running (Ctrl-C)
 
 `choose_backend` implements DESIGN.md's rule for --backend auto|docker|local.

@@ -32,7 +32,7 @@ class DockerBackend:
     def __init__(self, client, config):
         self.client = client
         self.config = config  # the `docker` section of invoke.yaml
-        self.image = None     # lab.image.ImageInfo, set by the runner before any trial
+        self.images = {}      # point.image -> lab.image.ImageInfo, set before any trial
 
     def describe(self):
         version = self.client.version()
@@ -42,8 +42,14 @@ class DockerBackend:
                 "kernel": info.get("KernelVersion"), "cgroup_version": info.get("CgroupVersion"),
                 "cgroup_driver": info.get("CgroupDriver"), "engine_cpus": info.get("NCPU")}
 
-    def image_info(self):
-        return self.image.as_dict()
+    def image_info(self, name=None):
+        """The ImageInfo (as a dict) of the trial image called `name`, or of the first one."""
+        return self._image(name).as_dict()
+
+    def _image(self, name):
+        if not self.images:
+            raise RuntimeError("no trial image prepared: build or name one before running trials")
+        return self.images[name] if name else next(iter(self.images.values()))
 
     def container_options(self, cpuset, quota, labels):
         """Isolation and limits of every trial container (networking off, read-only root ...)."""
@@ -65,10 +71,10 @@ class DockerBackend:
             options["nano_cpus"] = int(round(quota * 1e9))  # Docker's --cpus; never with cpu_quota
         return options
 
-    def run(self, spec, cpuset, quota, time_limit_s, labels=None):
+    def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         started = time.perf_counter()
         container = self.client.containers.create(
-            self.image.id, command=[json.dumps(spec)], detach=True,
+            self._image(image).id, command=[json.dumps(spec)], detach=True,
             **self.container_options(cpuset, quota, labels))
         try:
             container.start()

@@ -24,10 +24,10 @@ class LocalBackend:
         return {"backend": "local", "python_executable": self.python,
                 "python": platform.python_version(), "image": None}
 
-    def image_info(self):
+    def image_info(self, name=None):
         return {"id": "local", "tag": None, "base": None, "python": platform.python_version()}
 
-    def run(self, spec, cpuset, quota, time_limit_s, labels=None):
+    def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         if quota is not None:
             raise BackendUnavailable("the local backend cannot apply a CPU quota; use --backend docker")
         cpus = set(cpuset)

@@ -1,0 +1,295 @@
+"""The channels of the ipc experiment: made by the trial's parent, opened by each end in its process.
+
+Standard library only. `Channel(kind, ...)` owns the OS resources of one one-way channel (or one
+duplex connection) and frees them in `close()`. `Channel.ends()` gives the producer's and the
+consumer's `End`: small picklable objects that cross into the child processes (as Process
+arguments, so they work under fork, spawn and forkserver) and there `End.open(cfg)` turns them into
+a `Port`: plain callables `send`, `recv` (and `task_done`, `join` for JoinableQueue) that the
+send and receive loops call directly, with no wrapper of the lab's in between where the channel
+offers the call itself.
+
+What travels is decided by the message codec (lab.experiments.ipc_ends): the pickling channels
+take Python objects, the byte channels (`BYTE_KINDS`) take bytes-like frames and return bytes.
+A byte channel's `send` must have copied the frame out before it returns (the producer reuses
+its frame buffers); each of them does (a write, a socket send, a copy into the ring).
+"""
+
+import os
+import socket
+import struct
+
+from lab.experiments.ipc_ring import Ring
+
+# The pickling channels (Python objects in, Python objects out).
+PICKLE_KINDS = ("pipe", "pipe_oneway", "queue", "joinable_queue", "simple_queue",
+                "manager_queue")
+# The byte channels (bytes-like frames in, bytes out).
+BYTE_KINDS = ("pipe_bytes", "unix_socket", "shm_ring", "os_pipe")
+# Channels that many producers and consumers may share (each end takes a lock).
+QUEUE_KINDS = ("queue", "joinable_queue", "simple_queue", "manager_queue")
+# One object carries both directions (ping-pong uses one; the others get a second channel back).
+DUPLEX_KINDS = ("pipe", "pipe_bytes", "unix_socket")
+# Deliberately broken channels for the checks' own tests: the channel they imitate.
+TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes"}
+
+LENGTH = struct.Struct("<I")  # the unix socket's length prefix
+
+
+def base_kind(kind):
+    """The real channel a kind is built on (itself, or what a test double imitates)."""
+    return TEST_DOUBLES.get(kind, kind)
+
+
+class Channel:
+    """One channel instance, created in the trial's parent before any end starts."""
+
+    def __init__(self, kind, context, queue_maxsize=0, ring_bytes=None):
+        self.kind = kind
+        self.base = base = base_kind(kind)
+        self.manager = None
+        self.ring = None
+        self._sockets = ()
+        if base in ("pipe", "pipe_bytes"):
+            self.a, self.b = context.Pipe(duplex=True)  # on Linux: a socketpair
+        elif base in ("pipe_oneway", "os_pipe"):
+            reader, writer = context.Pipe(duplex=False)  # an os.pipe()
+            self.a, self.b = writer, reader
+        elif base == "unix_socket":
+            self.a, self.b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sockets = (self.a, self.b)
+        elif base == "queue":
+            self.a = self.b = context.Queue(queue_maxsize)
+        elif base == "joinable_queue":
+            self.a = self.b = context.JoinableQueue(queue_maxsize)
+        elif base == "simple_queue":
+            self.a = self.b = context.SimpleQueue()  # bounded by its pipe: put blocks when full
+        elif base == "manager_queue":
+            self.manager = context.Manager()
+            self.a = self.b = self.manager.Queue(queue_maxsize)
+        elif base == "shm_ring":
+            self.ring = Ring.create(ring_bytes)
+            self.a = self.b = ("ring", self.ring.name, ring_bytes)
+        else:
+            raise ValueError(f"unknown channel {kind!r}")
+
+    @property
+    def helper_pid(self):
+        """The pid of a process in the middle of the channel (the manager's server), or None."""
+        process = getattr(self.manager, "_process", None)
+        return process.pid if process is not None else None
+
+    def ends(self):
+        """(producer's End, consumer's End) for a one-way stream.
+
+        On the queue kinds the consumer may also send (the stop markers of many consumers)."""
+        back = self.a if self.base in QUEUE_KINDS else None
+        return End(self.kind, tx=self.a, rx=None), End(self.kind, tx=back, rx=self.b)
+
+    def close(self):
+        """Free what the channel holds in this process (after every end has finished)."""
+        errors = []
+        for action in self._closers():
+            try:
+                action()
+            except Exception as error:  # keep freeing the rest; report the first failure
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def _closers(self):
+        if self.ring is not None:
+            yield self.ring.close
+            yield self.ring.unlink
+        if self.manager is not None:
+            yield self.manager.shutdown
+        if self.base in ("queue", "joinable_queue"):
+            yield self.a.close
+            yield self.a.join_thread  # a parent that put (timing=seed) flushes its feeder
+        elif self.base == "simple_queue":
+            yield self.a.close
+        elif self.base in ("pipe", "pipe_bytes", "pipe_oneway", "os_pipe"):
+            yield self.a.close
+            yield self.b.close
+        for sock in self._sockets:
+            yield sock.close
+
+
+def pingpong_ends(channels):
+    """(pinger's End, ponger's End) over `channels`: one duplex channel, or two one-way ones
+    (there and back) for the other kinds."""
+    if len(channels) == 1:
+        (channel,) = channels
+        return (End(channel.kind, tx=channel.a, rx=channel.a),
+                End(channel.kind, tx=channel.b, rx=channel.b))
+    there, back = channels
+    return (End(there.kind, tx=there.a, rx=back.b),
+            End(there.kind, tx=back.a, rx=there.b))
+
+
+class Port:
+    """An opened end: call `send(message)` and `recv()`; `task_done`/`join` or None."""
+
+    def __init__(self, send, recv, task_done=None, join=None, closers=()):
+        self.send = send
+        self.recv = recv
+        self.task_done = task_done
+        self.join = join
+        self._closers = list(closers)
+
+    def close(self):
+        for close in self._closers:
+            close()
+        self._closers = []
+
+
+class End:
+    """One end of a channel, picklable: `tx` is what it sends on, `rx` what it receives from."""
+
+    def __init__(self, kind, tx, rx):
+        self.kind = kind
+        self.tx = tx
+        self.rx = rx
+
+    def open(self, cfg):
+        """The callables of this end, in the calling process. `cfg` is the trial's derived
+        configuration (block size of os_pipe, deadline of the ring, the test doubles' target)."""
+        base = base_kind(self.kind)
+        send = recv = task_done = join = None
+        closers = []
+        tx, rx = self.tx, self.rx
+        if base in ("pipe", "pipe_oneway"):
+            send = tx.send if tx is not None else None
+            recv = rx.recv if rx is not None else None
+        elif base == "pipe_bytes":
+            send = tx.send_bytes if tx is not None else None
+            recv = rx.recv_bytes if rx is not None else None
+        elif base in QUEUE_KINDS:
+            send = tx.put if tx is not None else None
+            recv = rx.get if rx is not None else None
+            if base == "joinable_queue":
+                task_done = rx.task_done if rx is not None else None
+                join = tx.join if tx is not None else None
+        elif base == "unix_socket":
+            if tx is not None:
+                send = _socket_sender(tx)
+            if rx is not None:
+                recv, reader = _socket_receiver(rx)
+                closers.append(reader.close)
+        elif base == "os_pipe":
+            if tx is not None:
+                send = _fd_sender(tx.fileno())
+            if rx is not None:
+                recv = _fd_receiver(rx.fileno(), cfg["block_bytes"])
+        elif base == "shm_ring":
+            deadline = cfg.get("deadline")
+            if tx is not None:
+                ring_tx = Ring.attach(tx[1], tx[2], deadline)
+                closers.append(ring_tx.close)
+                send = ring_tx.put
+            if rx is not None:
+                ring_rx = Ring.attach(rx[1], rx[2], deadline)
+                closers.append(ring_rx.close)
+                recv = ring_rx.get
+        else:
+            raise ValueError(f"unknown channel {self.kind!r}")
+        if send is not None and self.kind == "test_drop_one":
+            send = _dropping(send, cfg["broken_message"])
+        if send is not None and self.kind == "test_corrupt_one":
+            send = _corrupting(send, cfg["broken_message"])
+        return Port(send, recv, task_done, join, closers)
+
+
+def _socket_sender(sock):
+    """Length-prefixed frames on a stream socket: prefix and frame in one sendmsg, no copy."""
+    sendmsg, sendall, pack = sock.sendmsg, sock.sendall, LENGTH.pack
+
+    def send(frame):
+        n = len(frame)
+        prefix = pack(n)
+        sent = sendmsg([prefix, frame])
+        if sent != n + LENGTH.size:  # a large frame went out in part: send the rest
+            if sent < LENGTH.size:
+                sendall(prefix[sent:])
+                sent = LENGTH.size
+            sendall(memoryview(frame)[sent - LENGTH.size:])
+    return send
+
+
+def _socket_receiver(sock):
+    """Read length-prefixed frames through a buffered reader (few recv calls per frame)."""
+    reader = sock.makefile("rb", buffering=1 << 16)
+    read, unpack = reader.read, LENGTH.unpack
+
+    def recv():
+        prefix = read(LENGTH.size)
+        if len(prefix) != LENGTH.size:
+            raise EOFError("unix socket closed mid-stream")
+        n = unpack(prefix)[0]
+        frame = read(n)
+        if len(frame) != n:
+            raise EOFError("unix socket closed mid-frame")
+        return frame
+    return recv, reader
+
+
+def _fd_sender(fd):
+    """Raw os.write of whole blocks (a blocking pipe writes all, but a signal may cut it short)."""
+    write = os.write
+
+    def send(block):
+        done = write(fd, block)
+        if done != len(block):
+            view = memoryview(block)
+            while done < len(view):
+                done += write(fd, view[done:])
+    return send
+
+
+def _fd_receiver(fd, block_bytes):
+    """Raw os.read of fixed-size blocks: one read when the pipe holds a whole block."""
+    read = os.read
+
+    def recv():
+        block = read(fd, block_bytes)
+        if len(block) == block_bytes:
+            return block
+        parts = [block]
+        got = len(block)
+        while got < block_bytes:
+            if not parts[-1]:
+                raise EOFError("pipe closed mid-block")
+            part = read(fd, block_bytes - got)
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+    return recv
+
+
+def _dropping(send, target):
+    """Test double: silently lose the `target`-th data message (1-based), pass everything else."""
+    seen = 0
+
+    def send_dropping(message):
+        nonlocal seen
+        if message is not None and message is not False:
+            seen += 1
+            if seen == target:
+                return
+        send(message)
+    return send_dropping
+
+
+def _corrupting(send, target):
+    """Test double: flip the last byte (item data, not the header) of the `target`-th data frame
+    (a frame whose item count, its first four bytes, is not zero)."""
+    seen = 0
+
+    def send_corrupting(frame):
+        nonlocal seen
+        if any(frame[:4]):
+            seen += 1
+            if seen == target:
+                frame = bytearray(frame)
+                frame[-1] ^= 0xFF
+        send(frame)
+    return send_corrupting

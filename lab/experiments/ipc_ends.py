@@ -1,0 +1,622 @@
+"""The ends of an ipc trial: payloads, the send and receive loops, their checks, the child mains.
+
+Standard library only; runs in the trial's child processes (and in the parent, which is the
+producer under timing=seed). Every function a child runs is module-level, so spawn and forkserver
+can import it.
+
+Items and messages. The trial moves `messages` items from the producers to the consumers; one
+send carries a frame of `batch` items (the last frame of a producer may carry fewer). Item `s`
+of producer `p` (of P) has the global index g = s * P + p: with one producer the indices are the
+tutorial's 0, 1, 2 ... A frame is, by codec:
+
+  int     (pickling channels, size_bytes 0): the int g itself; a batch is a list of the ints
+  object  (pickling channels, size_bytes > 0): (g, item) or (g0, [items]): items are bytes
+  bytes   (byte channels): 16-byte header (count uint32, producer uint32, g0 uint64), then
+          `count` items of `item_bytes` each (8 at size_bytes 0); os_pipe pads every block to
+          one fixed size
+
+An item's content is one of a few pseudo-random byte strings, `pool[s % pool_count]`, built
+before the clock from a fixed seed, so a receiver can recompute what it must have got. The end of
+a producer's stream is `END` (None, or a bytes header with count 0).
+
+Checks. In the loop the consumer checks the index of every frame against the next one it
+expects from that producer (count, order, no duplicates, no gaps; with several consumers each
+one checks order and the parent checks that the union is exact), and a byte frame's length.
+After the clock has stopped it verifies the content of the frames it kept: all of them up to
+RETAIN_BYTES, an evenly spaced sample beyond (the result says which). A mismatch raises
+TrialCheckFailed.
+"""
+
+import itertools
+import math
+import os
+import random
+import signal
+import struct
+import sys
+import threading
+import time
+from array import array
+
+from lab.experiments import TrialCheckFailed
+
+HEADER = struct.Struct("<IIQ")  # items in the frame, producer, global index of its first item
+END = None  # a producer's end of stream on the pickling channels
+STOP = False  # from the consumer that saw the last END to each other consumer: stop now
+SMALL_ITEM_BYTES = 8  # what a byte channel carries per item at size_bytes 0
+POOL_SEED = 4_2024
+POOL_MAX_DISTINCT = 7  # distinct item contents in the cycle (fewer when items are large)
+POOL_BYTES = 16 << 20  # memory a producer may spend on prebuilt items and frames
+RETAIN_BYTES = 32 << 20  # frames a consumer keeps for the after-the-clock content check
+
+# Message modes: the codec and whether frames hold one item or a batch.
+INT, INT_BATCH, OBJECT, OBJECT_BATCH, BYTES = range(5)
+
+
+def message_mode(codec, batch):
+    if codec == "bytes":
+        return BYTES
+    if codec == "int":
+        return INT if batch == 1 else INT_BATCH
+    return OBJECT if batch == 1 else OBJECT_BATCH
+
+
+def pool_count(codec, batch, item_bytes):
+    """How many distinct item contents the producers cycle through (bounded by POOL_BYTES)."""
+    if codec == "int":
+        return 1
+    per_slot = item_bytes * (batch if codec == "bytes" else 1)  # byte frames are built whole
+    return max(1, min(POOL_MAX_DISTINCT, POOL_BYTES // max(1, per_slot)))
+
+
+def item_pool(item_bytes, count):
+    """The distinct item contents, the same in every process."""
+    return [random.Random(POOL_SEED + j).randbytes(item_bytes) for j in range(count)]
+
+
+def frame_bytes(cfg):
+    """Bytes a byte channel moves per full frame (header included); 0 for the pickling codecs."""
+    if cfg["codec"] != "bytes":
+        return 0
+    return cfg["block_bytes"] or HEADER.size + cfg["batch"] * cfg["item_bytes"]
+
+
+class Payloads:
+    """What one producer sends, built before the clock: prebuilt frames reused in a fixed cycle.
+
+    Frame f of a producer carries items f*batch ...; with pool_count M the frames repeat every M
+    (f*batch + i == (f % M)*batch + i modulo M), so M prebuilt frames serve the whole run and only
+    a byte frame's 16-byte header is written per send."""
+
+    def __init__(self, cfg, producer):
+        self.mode = message_mode(cfg["codec"], cfg["batch"])
+        self.batch = cfg["batch"]
+        self.producers = cfg["producers"]
+        self.producer = producer
+        self.item_bytes = cfg["item_bytes"]
+        self.block_bytes = cfg["block_bytes"]
+        self.count = cfg["pool_count"]
+        self.pool = item_pool(self.item_bytes, self.count) if self.mode != INT else []
+        self.slots = []
+        if self.mode == OBJECT_BATCH:
+            self.slots = [self._items(j * self.batch, self.batch) for j in range(self.count)]
+        elif self.mode == BYTES:
+            self.slots = [self._frame(j * self.batch, self.batch) for j in range(self.count)]
+        self.end = self._frame(0, 0) if self.mode == BYTES else END
+
+    def _items(self, first, count):
+        return [self.pool[(first + i) % self.count] for i in range(count)]
+
+    def _frame(self, first, count):
+        """A byte frame for items first .. first+count-1 of this producer."""
+        frame = bytearray(HEADER.size)
+        frame += b"".join(self._items(first, count))
+        if self.block_bytes:
+            frame += bytes(self.block_bytes - len(frame))
+        HEADER.pack_into(frame, 0, count, self.producer,
+                         first * self.producers + self.producer)
+        return frame
+
+    def sender(self, items):
+        """(send_all(send), frames): a function that sends `items` items (no END), and the number
+        of frames it sends."""
+        P, p, k = self.producers, self.producer, self.batch
+        full, rest = divmod(items, k)
+        stop = p + full * k * P  # global index of the first item after the full frames
+        frames = full + (1 if rest else 0)
+        cycle = itertools.cycle
+        if self.mode == INT:
+            def send_all(send):
+                for g in range(p, p + items * P, P):
+                    send(g)
+        elif self.mode == INT_BATCH:
+            batches = [list(range(p + s * P, p + min(s + k, items) * P, P))
+                       for s in range(0, items, k)]
+
+            def send_all(send):
+                for frame in batches:
+                    send(frame)
+        elif self.mode == OBJECT:
+            pool = self.pool
+
+            def send_all(send):
+                for message in zip(range(p, p + items * P, P), cycle(pool)):
+                    send(message)
+        elif self.mode == OBJECT_BATCH:
+            slots, tail = self.slots, self._items(full * k, rest)
+
+            def send_all(send):
+                for g0, frame in zip(range(p, stop, k * P), cycle(slots)):
+                    send((g0, frame))
+                if rest:
+                    send((stop, tail))
+        else:
+            slots, tail = self.slots, self._frame(full * k, rest)
+
+            def send_all(send):
+                pack = HEADER.pack_into
+                for g0, frame in zip(range(p, stop, k * P), cycle(slots)):
+                    pack(frame, 0, k, p, g0)  # the channel copies the frame before returning
+                    send(frame)
+                if rest:
+                    send(tail)
+        return send_all, frames
+
+    def ping_frame(self, i):
+        """The message of ping-pong round i (one item, index i)."""
+        if self.mode == INT:
+            return i
+        if self.mode == OBJECT:
+            return (i, self.pool[i % self.count])
+        frame = self.slots[i % self.count]
+        HEADER.pack_into(frame, 0, 1, 0, i)
+        return frame
+
+
+def frame_index(mode, message):
+    """(global index of the first item, item count) of a data message."""
+    if mode == INT:
+        return message, 1
+    if mode == INT_BATCH:
+        return message[0], len(message)
+    if mode == OBJECT:
+        return message[0], 1
+    if mode == OBJECT_BATCH:
+        return message[0], len(message[1])
+    count, _, first = HEADER.unpack_from(message)
+    return first, count
+
+
+def is_end(mode, message):
+    if mode == BYTES:
+        return HEADER.unpack_from(message)[0] == 0
+    return message is END
+
+
+class Verifier:
+    """Recomputes what a kept frame must contain; `check(frame)` returns its item count."""
+
+    def __init__(self, cfg):
+        self.mode = message_mode(cfg["codec"], cfg["batch"])
+        self.producers = cfg["producers"]
+        self.item_bytes = cfg["item_bytes"]
+        self.batch = cfg["batch"]
+        self.count = cfg["pool_count"]
+        self.pool = item_pool(self.item_bytes, self.count) if self.mode != INT else []
+
+    def check(self, frame):
+        P, mode = self.producers, self.mode
+        if mode == INT:
+            return 1  # the int is the whole payload: the loop compared it already
+        if mode == INT_BATCH:
+            expected = list(range(frame[0], frame[0] + len(frame) * P, P))
+            if frame != expected:
+                raise TrialCheckFailed(f"batch from item {frame[0]} holds {_clip(frame)}, "
+                                       f"expected {_clip(expected)}")
+            return len(frame)
+        if mode == OBJECT:
+            g, item = frame
+            self._item(g // P, item, g)
+            return 1
+        if mode == OBJECT_BATCH:
+            g0, items = frame
+            if len(items) > self.batch:
+                raise TrialCheckFailed(f"frame at item {g0} holds {len(items)} items, "
+                                       f"more than the batch of {self.batch}")
+            for i, item in enumerate(items):
+                self._item(g0 // P + i, item, g0 + i * P)
+            return len(items)
+        count, _, g0 = HEADER.unpack_from(frame)
+        view = memoryview(frame)
+        size = self.item_bytes
+        for i in range(count):
+            start = HEADER.size + i * size
+            self._item(g0 // P + i, view[start:start + size], g0 + i * P)
+        return count
+
+    def _item(self, seq, item, g):
+        if item != self.pool[seq % self.count]:
+            raise TrialCheckFailed(f"payload of item {g} differs from what was sent "
+                                   f"({len(item)} bytes received, {self.item_bytes} sent)")
+
+
+def _clip(values, n=6):
+    return repr(values) if len(values) <= n else f"[{values[0]}, ... {values[-1]}] ({len(values)})"
+
+
+def _gap_message(role, producer, got, expected, P):
+    what = "items were lost" if got > expected else "out of order or duplicated"
+    return (f"{role}: expected item {expected // P} of producer {producer}, got item {got // P} "
+            f"({what})")
+
+
+def receive_stream(port, cfg, role, phase, ends_counter, keep_every):
+    """Receive one phase of a stream until its end; check indices in the loop.
+
+    Returns dict(t_end (perf_counter at the receipt of the last END, or None if another consumer
+    saw it), items, frames, records (array of g0, count pairs when consumers > 1), kept frames).
+    """
+    recv, task_done, put = port.recv, port.task_done, port.send
+    mode = message_mode(cfg["codec"], cfg["batch"])
+    P, C = cfg["producers"], cfg["consumers"]
+    strict = C == 1  # a single consumer sees every producer's items contiguously
+    block = frame_bytes(cfg) if cfg["block_bytes"] else 0
+    head, size = HEADER.size, cfg["item_bytes"]
+    unpack = HEADER.unpack_from
+    perf_counter = time.perf_counter
+    nxt = list(range(P))  # next global index expected from each producer
+    records = None if strict else array("q")
+    kept = []
+    countdown = keep_every
+    items = frames = ends = 0
+    t_end = None
+    while True:
+        message = recv()
+        if task_done is not None:
+            task_done()
+        if mode == BYTES:
+            count, p, g = unpack(message)
+            if count == 0:  # a producer's END
+                t = perf_counter()
+                ends += 1
+                if ends < P:
+                    continue
+                t_end = t
+                break
+            if len(message) != (block or head + count * size):
+                raise TrialCheckFailed(f"{role}: frame of {len(message)} bytes for {count} "
+                                       f"items of {size} bytes (a framing error)")
+            if p >= P:
+                raise TrialCheckFailed(f"{role}: frame from producer {p}, there are {P}")
+        else:
+            if message is END:
+                t = perf_counter()
+                if strict:
+                    ends += 1
+                    if ends < P:
+                        continue
+                    t_end = t
+                    break
+                with ends_counter.get_lock():
+                    ends_counter[phase] += 1
+                    last = ends_counter[phase] == P
+                if not last:
+                    continue
+                t_end = t
+                for _ in range(C - 1):
+                    put(STOP)
+                break
+            if message is STOP:
+                break
+            if mode == INT:
+                g, count = message, 1
+            elif mode == OBJECT:
+                g, count = message[0], 1
+            elif mode == INT_BATCH:
+                g, count = message[0], len(message)
+            else:
+                g, count = message[0], len(message[1])
+            p = g % P
+        expected = nxt[p]
+        if g != expected and (strict or g < expected):
+            raise TrialCheckFailed(_gap_message(role, p, g, expected, P))
+        nxt[p] = g + count * P
+        items += count
+        frames += 1
+        if records is not None:
+            records.append(g)
+            records.append(count)
+        if countdown:
+            countdown -= 1
+            if countdown == 0:
+                kept.append(message)
+                countdown = keep_every
+    return {"t_end": t_end, "items": items, "frames": frames, "records": records,
+            "kept": kept, "next": nxt}
+
+
+def check_counts(role, received, shares, P):
+    """A single consumer must have received exactly each producer's share, nothing more."""
+    for p, share in enumerate(shares):
+        got = (received["next"][p] - p) // P
+        if got != share:
+            raise TrialCheckFailed(f"{role}: received {got} of the {share} items producer {p} "
+                                   f"sent")
+
+
+def check_union(records_per_consumer, shares, P):
+    """Several consumers: together they must hold every item of every producer exactly once."""
+    frames = [[] for _ in shares]
+    for records in records_per_consumer:
+        for j in range(0, len(records), 2):
+            g, count = records[j], records[j + 1]
+            frames[g % P].append((g, count))
+    for p, share in enumerate(shares):
+        expected = p
+        for g, count in sorted(frames[p]):
+            if g != expected:
+                raise TrialCheckFailed(_gap_message("consumers together", p, g, expected, P))
+            expected = g + count * P
+        if (expected - p) // P != share:
+            raise TrialCheckFailed(f"consumers together received {(expected - p) // P} of the "
+                                   f"{share} items producer {p} sent")
+
+
+def verify_kept(cfg, kept):
+    """The after-the-clock content check of the kept frames; returns the items verified."""
+    verifier = Verifier(cfg)
+    return sum(verifier.check(frame) for frame in kept)
+
+
+def ping(port, payloads, first, rounds, samples, kept, keep_every):
+    """Ping-pong rounds first .. first+rounds-1; appends round-trip nanoseconds to `samples`."""
+    send, recv, task_done = port.send, port.recv, port.task_done
+    mode = payloads.mode
+    frame = payloads.ping_frame
+    ns = time.perf_counter_ns
+    countdown = keep_every
+    for i in range(first, first + rounds):
+        out = frame(i)
+        start = ns()
+        send(out)
+        back = recv()
+        stop = ns()
+        if task_done is not None:
+            task_done()
+        if samples is not None:
+            samples.append(stop - start)
+        g, count = frame_index(mode, back)
+        if g != i or count != 1:
+            raise TrialCheckFailed(f"pinger: round {i} came back as item {g} ({count} items)")
+        if countdown:
+            countdown -= 1
+            if countdown == 0:
+                kept.append(back)
+                countdown = keep_every
+
+
+def pong(port, cfg, timed_from):
+    """Echo every message until END; returns (rounds echoed, process_time at round timed_from)."""
+    send, recv, task_done = port.send, port.recv, port.task_done
+    mode = message_mode(cfg["codec"], cfg["batch"])
+    expected = 0
+    cpu_start = time.process_time()
+    while True:
+        message = recv()
+        if task_done is not None:
+            task_done()
+        if is_end(mode, message):
+            return expected, cpu_start
+        g, _ = frame_index(mode, message)
+        if g != expected:
+            raise TrialCheckFailed(_gap_message("ponger", 0, g, expected, 1))
+        if expected == timed_from:
+            cpu_start = time.process_time()
+        expected += 1
+        send(message)
+
+
+def process_cpu_seconds(pid):
+    """CPU seconds (user + system) of another process from /proc, or None where unreadable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Child processes
+
+
+def _die_with_parent():
+    """Ask Linux to kill this child when its parent dies, so a killed trial leaves no orphans."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ImportError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child(role, cpu, barrier, results, body, *args):
+    """Common frame of every child: no orphans, pin, run `body`, report once, exit 1 on error."""
+    _die_with_parent()
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        report = body(*args)
+        report["role"] = role
+        results.put(report)
+    except BaseException as error:  # report every failure, the parent decides what it means
+        if barrier is not None:
+            try:
+                barrier.abort()  # release the other ends instead of leaving them waiting
+            except Exception:
+                pass
+        text = (f"{role}: {error}" if isinstance(error, TrialCheckFailed)
+                else f"{role}: {type(error).__name__}: {error}")
+        results.put({"role": role, "error": text,
+                     "check_failed": isinstance(error, TrialCheckFailed),
+                     "secondary": isinstance(error, threading.BrokenBarrierError)})
+        results.close()
+        results.join_thread()
+        sys.exit(1)
+
+
+def producer_main(cfg, index, cpu, end, barrier, results, ends_counter):
+    _child(f"producer{index}", cpu, barrier, results, _producer, cfg, index, end, barrier)
+
+
+def consumer_main(cfg, index, cpu, end, barrier, results, ends_counter):
+    _child(f"consumer{index}", cpu, barrier, results, _consumer, cfg, index, end, barrier,
+           ends_counter)
+
+
+def pinger_main(cfg, cpu, end, barrier, results):
+    _child("producer0", cpu, barrier, results, _pinger, cfg, end, barrier)
+
+
+def ponger_main(cfg, cpu, end, barrier, results):
+    _child("consumer0", cpu, barrier, results, _ponger, cfg, end, barrier)
+
+
+def seed_reader_main(cfg, cpu, end, results, finished):
+    _child("consumer0", cpu, None, results, _seed_reader, cfg, end, finished)
+
+
+def _producer(cfg, index, end, barrier):
+    timeout = cfg["timeout_s"]
+    port = end.open(cfg)
+    payloads = Payloads(cfg, index)
+    send_warm, _ = payloads.sender(cfg["warmup_shares"][index])
+    send_all, frames = payloads.sender(cfg["shares"][index])
+    send, stop = port.send, payloads.end
+    helper_pid = cfg.get("helper_pid") if index == 0 else None
+    barrier.wait(timeout)  # every end is up and attached
+    send_warm(send)
+    send(stop)
+    barrier.wait(timeout)  # every consumer has drained the warm-up
+    helper_start = process_cpu_seconds(helper_pid)
+    cpu_start = time.process_time()
+    t0 = time.perf_counter()
+    send_all(send)
+    send(stop)
+    t_sent = time.perf_counter()
+    t_join = None
+    if port.join is not None:  # JoinableQueue: wait until every item is task_done()
+        port.join()
+        t_join = time.perf_counter()
+    barrier.wait(timeout)  # the consumers are done (a Queue's feeder has flushed by now)
+    cpu = time.process_time() - cpu_start
+    helper_end = process_cpu_seconds(helper_pid)
+    port.close()
+    return {"t0": t0, "t_sent": t_sent, "t_join": t_join, "cpu_seconds": cpu,
+            "items": cfg["shares"][index], "frames": frames,
+            "helper_cpu_seconds": (helper_end - helper_start
+                                   if helper_start is not None and helper_end is not None
+                                   else None)}
+
+
+def _consumer(cfg, index, end, barrier, ends_counter):
+    timeout = cfg["timeout_s"]
+    role = f"consumer{index}"
+    port = end.open(cfg)
+    P = cfg["producers"]
+    barrier.wait(timeout)
+    warm = receive_stream(port, cfg, role, 0, ends_counter, 0)
+    if cfg["consumers"] == 1:
+        check_counts(f"{role} (warm-up)", warm, cfg["warmup_shares"], P)
+    barrier.wait(timeout)
+    cpu_start = time.process_time()
+    got = receive_stream(port, cfg, role, 1, ends_counter, cfg["keep_every"])
+    cpu = time.process_time() - cpu_start
+    barrier.wait(timeout)
+    port.close()
+    # After the clock: counts (one consumer) and the content of the kept frames.
+    if cfg["consumers"] == 1:
+        check_counts(role, got, cfg["shares"], P)
+    verified = verify_kept(cfg, got["kept"])
+    return {"t_end": got["t_end"], "cpu_seconds": cpu, "items": got["items"],
+            "frames": got["frames"], "records": got["records"], "kept_frames": len(got["kept"]),
+            "verified_items": verified}
+
+
+def _pinger(cfg, end, barrier):
+    timeout = cfg["timeout_s"]
+    port = end.open(cfg)
+    payloads = Payloads(cfg, 0)
+    warm, rounds = cfg["warmup"], cfg["messages"]
+    samples = array("q")
+    kept = []
+    barrier.wait(timeout)
+    ping(port, payloads, 0, warm, None, [], 0)
+    cpu_start = time.process_time()
+    t0 = time.perf_counter()
+    ping(port, payloads, warm, rounds, samples, kept, cfg["keep_every"])
+    t_end = time.perf_counter()
+    cpu = time.process_time() - cpu_start
+    port.send(payloads.end)
+    barrier.wait(timeout)
+    port.close()
+    verified = verify_kept(cfg, kept)
+    return {"t0": t0, "t_end": t_end, "cpu_seconds": cpu, "samples_ns": samples,
+            "items": rounds, "frames": rounds, "kept_frames": len(kept),
+            "verified_items": verified}
+
+
+def _ponger(cfg, end, barrier):
+    timeout = cfg["timeout_s"]
+    port = end.open(cfg)
+    barrier.wait(timeout)
+    echoed, cpu_start = pong(port, cfg, cfg["warmup"])
+    cpu = time.process_time() - cpu_start
+    barrier.wait(timeout)
+    port.close()
+    expected = cfg["warmup"] + cfg["messages"]
+    if echoed != expected:
+        raise TrialCheckFailed(f"ponger: echoed {echoed} of {expected} rounds")
+    return {"cpu_seconds": cpu, "items": cfg["messages"], "frames": cfg["messages"]}
+
+
+def _seed_reader(cfg, end, finished):
+    """The tutorial's reader: no handshake, receive until the end marker, then exit."""
+    port = end.open(cfg)
+    got = receive_stream(port, cfg, "consumer0", 1, None, cfg["keep_every"])
+    finished.value = 1  # the producer's watchdog must not drain: everything arrived
+    check_counts("consumer0", got, cfg["shares"], 1)
+    verified = verify_kept(cfg, got["kept"])
+    port.close()
+    return {"t_end": got["t_end"], "cpu_seconds": time.process_time(), "items": got["items"],
+            "frames": got["frames"], "records": None, "kept_frames": len(got["kept"]),
+            "verified_items": verified}
+
+
+def seed_watchdog(reader, end, cfg, finished, stop_fd):
+    """Parent-side thread under timing=seed: if the reader dies before the end of the stream,
+    become the reader (drain until END, acknowledging JoinableQueue items) so the parent, which
+    is the producer and may be blocked on a full channel, can finish and report the failure."""
+    from multiprocessing.connection import wait
+    ready = wait([reader.sentinel, stop_fd])
+    if stop_fd in ready or finished.value:
+        return
+    port = end.open(cfg)
+    mode = message_mode(cfg["codec"], cfg["batch"])
+    try:
+        while True:
+            message = port.recv()
+            if port.task_done is not None:
+                port.task_done()
+            if is_end(mode, message):
+                return
+    except Exception:  # the parent is closing the channel: nothing left to unblock
+        return
+    finally:
+        port.close()
