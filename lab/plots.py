@@ -78,3 +78,51 @@ def efficiency_chart(summary, folder, title_suffix=""):
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="lower left")
     return _save(figure, folder, "efficiency")
+
+
+def quota_chart(view, folder, title_suffix=""):
+    """cpuset-limited against quota-limited speedup, and the CFS throttling each quota point saw."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
+    strong = view[view["variant"] == "strong"]
+    top = max(2.0, float(strong["resources"].max()))
+    xs = np.linspace(0.25, top, 50)
+    left.plot(xs, xs, color="grey", linestyle="--", linewidth=1, label="ideal")
+    several = strong["python"].nunique() > 1
+    bar_groups = []
+    for p_index, (python, rows) in enumerate(strong.groupby("python")):
+        tag = f", Python {python}" if several else ""
+        style = ["-", "-."][p_index % 2]
+        cpuset = rows[(rows["limit"] == "cpuset") & (rows["workers"] == rows["cpus"])]
+        left.plot(cpuset["resources"], cpuset["speedup"], marker="o", linestyle=style, color="C0",
+                  label=f"cpuset, workers = CPUs{tag}")
+        quota = rows[rows["limit"] == "quota"]
+        sized = quota[quota["workers"].notna()]
+        sized = sized[sized["workers"] == np.ceil(sized["quota"])]
+        default = quota[quota["workers"].isna()]
+        for color, name, curve in (("C1", "quota, workers = effective CPUs", sized),
+                                   ("C3", "quota, workers = Pool() default", default)):
+            curve = curve.sort_values("resources")
+            left.plot(curve["resources"], curve["speedup"], marker="s", linestyle=style,
+                      color=color, label=f"{name}{tag}")
+            bar_groups.append((f"{name.split(', ')[1]}{tag}", curve, color))
+    width = 0.8 / max(1, len(bar_groups))
+    quotas = sorted(view.loc[view["limit"] == "quota", "quota"].dropna().unique())
+    for index, (name, curve, color) in enumerate(bar_groups):
+        positions = [quotas.index(q) + (index - (len(bar_groups) - 1) / 2) * width
+                     for q in curve["quota"]]
+        right.bar(positions, curve["throttled_median_s"].fillna(0), width=width, color=color,
+                  alpha=0.5 + 0.5 * (index % 2), label=name)
+    right.set_xticks(range(len(quotas)), [f"{q:g}" for q in quotas])
+    right.set_xlabel("CFS quota (CPUs, Docker --cpus)")
+    right.set_ylabel("throttled time per trial (s, median)")
+    right.set_title("CFS throttling under a quota")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3, axis="y")
+    left.set_xlabel("CPUs: cpuset size, or quota in CPUs")
+    left.set_ylabel("speedup (median T at 1 CPU / median T)")
+    left.set_title(f"cpuset against quota{title_suffix}")
+    left.set_xlim(0, top + 0.2)
+    left.set_ylim(0, top * 1.1)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="upper left")
+    return _save(figure, folder, "quota")

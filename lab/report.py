@@ -47,16 +47,24 @@ def build(folder, say=print):
     if not scaling.empty:
         summary = results.scaling_summary(scaling)
         summary.to_csv(folder.path / SUMMARY, index=False)
-        python = meta.get("image", {}).get("python")
-        suffix = f" — Python {python}, {meta.get('backend', {}).get('backend', '')}" if python else ""
+        pythons = ", ".join(sorted(str(p) for p in scaling["python"].dropna().unique()))
+        suffix = f" — Python {pythons}, {meta.get('backend', {}).get('backend', '')}"
         charts = []
         if summary["speedup"].notna().any():
             charts += plots.speedup_chart(summary, scaling, folder.path, suffix)
         if summary["efficiency"].notna().any():
             charts += plots.efficiency_chart(summary, folder.path, suffix)
         table = scaling_table(summary)
+        notes = []
+        if (summary["limit"] == "quota").any():
+            view = results.quota_view(scaling, summary)
+            charts += plots.quota_chart(view, folder.path, suffix)
+            notes = results.pool_sizing_sentences(view)
         say("\n" + table)
-        sections.append(("CPU-bound scaling", table, [c for c in charts if c.suffix == ".png"]))
+        if notes:
+            say("\nWhat to size a pool by:\n" + "\n".join(f"- {s}" for s in notes))
+        sections.append(("CPU-bound scaling", table, [c for c in charts if c.suffix == ".png"],
+                         notes))
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")
     write_markdown(folder, meta, sections, failed)
@@ -76,8 +84,10 @@ def write_markdown(folder, meta, sections, failed):
              f"Python {image.get('python')}",
              f"- seed {meta.get('seed')}, {meta.get('trials_planned')} trials planned, "
              f"{failed} measured trial(s) failed", ""]
-    for title, table, charts in sections:
+    for title, table, charts, notes in sections:
         lines += [f"## {title}", "", "```", table, "```", ""]
+        if notes:
+            lines += ["What to size a pool by:", ""] + [f"- {note}" for note in notes] + [""]
         lines += [f"![{chart.stem}]({chart.name})" for chart in charts] + [""]
     (folder.path / "report.md").write_text("\n".join(lines))
 

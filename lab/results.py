@@ -32,7 +32,9 @@ def trials_frame(records):
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame["workers"] = frame["workers"].astype("object")
+    # ints and None (Pool()'s default) as they are: a float column would print 2.0 and nan
+    frame["workers"] = pd.Series([r.get("workers") for r in records], dtype=object,
+                                 index=frame.index)
     return frame
 
 
@@ -149,3 +151,53 @@ def per_trial_speedups(trials, summary):
     out["speedup"] = [base[p][0] / s if s else math.nan
                       for p, s in zip(out["point_id"], out["seconds"])]
     return out
+
+
+def quota_view(trials, summary):
+    """Per point of the quota comparison: resources (cpuset size or quota), median throttled
+    seconds, and the pool size the trial saw as default."""
+    good = measured(trials)
+    extra = good.groupby("point_id").agg(
+        throttled_median_s=("throttled_seconds", "median"),
+        pool_default_workers=("seen.pool_default_workers", "max"),
+        effective_cpus=("seen.effective_cpus", "max"),
+        os_cpu_count=("seen.os_cpu_count", "max"))
+    view = summary.join(extra, on="point_id")
+    view["resources"] = [resources(row) for _, row in view.iterrows()]
+    return view
+
+
+def pool_sizing_sentences(view):
+    """One sentence per Python: what Pool() chose under a cpuset and a quota, and what to size by."""
+    sentences = []
+    for python, rows in view.groupby("python"):
+        host = int(rows["os_cpu_count"].max())
+        cpuset = rows[(rows["limit"] == "cpuset") & (rows["cpus"] < host)]
+        quota = rows[rows["limit"] == "quota"]
+        if quota.empty and cpuset.empty:
+            continue
+        parts = []
+        if not cpuset.empty:
+            row = cpuset.sort_values("cpus").iloc[0]
+            follows = int(row["pool_default_workers"]) == int(row["cpus"])
+            parts.append(f"Pool() starts {_workers(row['pool_default_workers'])} in a "
+                         f"{int(row['cpus'])}-CPU cpuset ({'it follows affinity' if follows else 'it counts every host CPU'})")
+        advice = "size pools by effective CPUs, min(affinity, ceil(quota / period))"
+        if not quota.empty:
+            q = quota.sort_values("quota").iloc[0]
+            parts.append(f"{_workers(q['pool_default_workers'])} under a {q['quota']:g}-CPU quota "
+                         f"(whose effective CPUs are {int(q['effective_cpus'])})")
+            default = quota[quota["workers"].isna() & (quota["quota"] == q["quota"])]
+            sized = quota[(quota["workers"] == math.ceil(q["quota"])) & (quota["quota"] == q["quota"])]
+            if len(default) and len(sized) and default["median_s"].iloc[0] > 0:
+                ratio = sized["median_s"].iloc[0] / default["median_s"].iloc[0]
+                advice += (f": at that quota the effective-sized pool took {ratio:.2f}x the time of "
+                           f"the default one, throttled {sized['throttled_median_s'].iloc[0]:.2f} s "
+                           f"against {default['throttled_median_s'].iloc[0]:.2f} s")
+        sentences.append(f"Python {python}: {' and '.join(parts)}; {advice}.")
+    return sentences
+
+
+def _workers(count):
+    count = int(count)
+    return f"{count} worker{'s' if count != 1 else ''}"

@@ -72,7 +72,8 @@ def _add_points(points, parsed, cpus, work, image):
                 add(variant, count, count if workers == "cpus" else
                     None if workers == "default" else workers)
         for quota in parsed["quota"]:
-            for workers in parsed["workers"]:
+            # Pool()'s own size beside the effective CPUs: the comparison a quota is about.
+            for workers in dict.fromkeys(["cpus", "default", *parsed["workers"]]):
                 add(variant, len(cpus), math.ceil(quota) if workers == "cpus" else
                     None if workers == "default" else workers, quota=quota)
     if any(v in STRONG_TYPE for v in parsed["variants"]):

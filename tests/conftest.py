@@ -35,6 +35,13 @@ def trial_image(engine):
     return ensure_image(engine, BASE_IMAGE, say=lambda *_: None)
 
 
+@pytest.fixture(scope="session")
+def bookworm_image(engine):
+    """A Python 3.11 trial image on Debian bookworm (built offline), for what 3.13 changed."""
+    from lab.image import ensure_image
+    return ensure_image(engine, "multicore-lab-base:bookworm", say=lambda *_: None)
+
+
 @pytest.fixture
 def docker_backend(engine, trial_image):
     from lab.backends.docker import DockerBackend

@@ -18,8 +18,6 @@ import os
 import socket
 import struct
 
-from lab.experiments.ipc_ring import Ring
-
 # The pickling channels (Python objects in, Python objects out).
 PICKLE_KINDS = ("pipe", "pipe_oneway", "queue", "joinable_queue", "simple_queue",
                 "manager_queue")
@@ -67,6 +65,7 @@ class Channel:
             self.manager = context.Manager()
             self.a = self.b = self.manager.Queue(queue_maxsize)
         elif base == "shm_ring":
+            from lab.experiments.ipc_ring import Ring  # shared_memory only where it is used
             self.ring = Ring.create(ring_bytes)
             self.a = self.b = ("ring", self.ring.name, ring_bytes)
         else:
@@ -181,6 +180,7 @@ class End:
             if rx is not None:
                 recv = _fd_receiver(rx.fileno(), cfg["block_bytes"])
         elif base == "shm_ring":
+            from lab.experiments.ipc_ring import Ring
             deadline = cfg.get("deadline")
             if tx is not None:
                 ring_tx = Ring.attach(tx[1], tx[2], deadline)

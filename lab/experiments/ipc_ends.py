@@ -244,13 +244,13 @@ def _clip(values, n=6):
     return repr(values) if len(values) <= n else f"[{values[0]}, ... {values[-1]}] ({len(values)})"
 
 
-def _gap_message(role, producer, got, expected, P):
+def _gap_message(producer, got, expected, P):
     what = "items were lost" if got > expected else "out of order or duplicated"
-    return (f"{role}: expected item {expected // P} of producer {producer}, got item {got // P} "
+    return (f"expected item {expected // P} of producer {producer}, got item {got // P} "
             f"({what})")
 
 
-def receive_stream(port, cfg, role, phase, ends_counter, keep_every):
+def receive_stream(port, cfg, phase, ends_counter, keep_every):
     """Receive one phase of a stream until its end; check indices in the loop.
 
     Returns dict(t_end (perf_counter at the receipt of the last END, or None if another consumer
@@ -284,10 +284,10 @@ def receive_stream(port, cfg, role, phase, ends_counter, keep_every):
                 t_end = t
                 break
             if len(message) != (block or head + count * size):
-                raise TrialCheckFailed(f"{role}: frame of {len(message)} bytes for {count} "
-                                       f"items of {size} bytes (a framing error)")
+                raise TrialCheckFailed(f"frame of {len(message)} bytes for {count} items of "
+                                       f"{size} bytes (a framing error)")
             if p >= P:
-                raise TrialCheckFailed(f"{role}: frame from producer {p}, there are {P}")
+                raise TrialCheckFailed(f"frame from producer {p}, there are {P}")
         else:
             if message is END:
                 t = perf_counter()
@@ -319,7 +319,7 @@ def receive_stream(port, cfg, role, phase, ends_counter, keep_every):
             p = g % P
         expected = nxt[p]
         if g != expected and (strict or g < expected):
-            raise TrialCheckFailed(_gap_message(role, p, g, expected, P))
+            raise TrialCheckFailed(_gap_message(p, g, expected, P))
         nxt[p] = g + count * P
         items += count
         frames += 1
@@ -335,13 +335,13 @@ def receive_stream(port, cfg, role, phase, ends_counter, keep_every):
             "kept": kept, "next": nxt}
 
 
-def check_counts(role, received, shares, P):
+def check_counts(received, shares, P, phase="the stream"):
     """A single consumer must have received exactly each producer's share, nothing more."""
     for p, share in enumerate(shares):
         got = (received["next"][p] - p) // P
         if got != share:
-            raise TrialCheckFailed(f"{role}: received {got} of the {share} items producer {p} "
-                                   f"sent")
+            raise TrialCheckFailed(f"received {got} of the {share} items producer {p} sent in "
+                                   f"{phase}")
 
 
 def check_union(records_per_consumer, shares, P):
@@ -355,7 +355,8 @@ def check_union(records_per_consumer, shares, P):
         expected = p
         for g, count in sorted(frames[p]):
             if g != expected:
-                raise TrialCheckFailed(_gap_message("consumers together", p, g, expected, P))
+                raise TrialCheckFailed("consumers together: "
+                                       + _gap_message(p, g, expected, P))
             expected = g + count * P
         if (expected - p) // P != share:
             raise TrialCheckFailed(f"consumers together received {(expected - p) // P} of the "
@@ -387,7 +388,7 @@ def ping(port, payloads, first, rounds, samples, kept, keep_every):
             samples.append(stop - start)
         g, count = frame_index(mode, back)
         if g != i or count != 1:
-            raise TrialCheckFailed(f"pinger: round {i} came back as item {g} ({count} items)")
+            raise TrialCheckFailed(f"round {i} came back as item {g} ({count} items)")
         if countdown:
             countdown -= 1
             if countdown == 0:
@@ -409,7 +410,7 @@ def pong(port, cfg, timed_from):
             return expected, cpu_start
         g, _ = frame_index(mode, message)
         if g != expected:
-            raise TrialCheckFailed(_gap_message("ponger", 0, g, expected, 1))
+            raise TrialCheckFailed(_gap_message(0, g, expected, 1))
         if expected == timed_from:
             cpu_start = time.process_time()
         expected += 1
@@ -454,6 +455,7 @@ def _child(role, cpu, barrier, results, body, *args):
             os.sched_setaffinity(0, {cpu})
         report = body(*args)
         report["role"] = role
+        report["affinity"] = sorted(os.sched_getaffinity(0))
         results.put(report)
     except BaseException as error:  # report every failure, the parent decides what it means
         if barrier is not None:
@@ -527,22 +529,21 @@ def _producer(cfg, index, end, barrier):
 
 def _consumer(cfg, index, end, barrier, ends_counter):
     timeout = cfg["timeout_s"]
-    role = f"consumer{index}"
     port = end.open(cfg)
     P = cfg["producers"]
     barrier.wait(timeout)
-    warm = receive_stream(port, cfg, role, 0, ends_counter, 0)
+    warm = receive_stream(port, cfg, 0, ends_counter, 0)
     if cfg["consumers"] == 1:
-        check_counts(f"{role} (warm-up)", warm, cfg["warmup_shares"], P)
+        check_counts(warm, cfg["warmup_shares"], P, "the warm-up")
     barrier.wait(timeout)
     cpu_start = time.process_time()
-    got = receive_stream(port, cfg, role, 1, ends_counter, cfg["keep_every"])
+    got = receive_stream(port, cfg, 1, ends_counter, cfg["keep_every"])
     cpu = time.process_time() - cpu_start
     barrier.wait(timeout)
     port.close()
     # After the clock: counts (one consumer) and the content of the kept frames.
     if cfg["consumers"] == 1:
-        check_counts(role, got, cfg["shares"], P)
+        check_counts(got, cfg["shares"], P)
     verified = verify_kept(cfg, got["kept"])
     return {"t_end": got["t_end"], "cpu_seconds": cpu, "items": got["items"],
             "frames": got["frames"], "records": got["records"], "kept_frames": len(got["kept"]),
@@ -582,16 +583,16 @@ def _ponger(cfg, end, barrier):
     port.close()
     expected = cfg["warmup"] + cfg["messages"]
     if echoed != expected:
-        raise TrialCheckFailed(f"ponger: echoed {echoed} of {expected} rounds")
+        raise TrialCheckFailed(f"echoed {echoed} of {expected} rounds")
     return {"cpu_seconds": cpu, "items": cfg["messages"], "frames": cfg["messages"]}
 
 
 def _seed_reader(cfg, end, finished):
     """The tutorial's reader: no handshake, receive until the end marker, then exit."""
     port = end.open(cfg)
-    got = receive_stream(port, cfg, "consumer0", 1, None, cfg["keep_every"])
+    got = receive_stream(port, cfg, 1, None, cfg["keep_every"])
     finished.value = 1  # the producer's watchdog must not drain: everything arrived
-    check_counts("consumer0", got, cfg["shares"], 1)
+    check_counts(got, cfg["shares"], 1)
     verified = verify_kept(cfg, got["kept"])
     port.close()
     return {"t_end": got["t_end"], "cpu_seconds": time.process_time(), "items": got["items"],
