@@ -20,6 +20,8 @@ SHARED_HELP = {
     "seed": "seed of the shuffle within rounds (default: random, recorded)",
     "dry_run": "print the plan and its estimated duration; run nothing",
     "results_dir": "where run folders go (default results/)",
+    "resume": "finish run RUN (a run id, 'latest' or a path): only its missing and cut-off "
+              "trials run, from the run's own plan and image, into the same folder",
 }
 
 
@@ -28,6 +30,16 @@ def _lab_config(c, **overrides):
     config["docker"] = dict(c.config.lab.docker)
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config
+
+
+def _given(**flags):
+    """Names of the flags given on the command line (--resume checks them against the run)."""
+    return sorted(name for name, value in flags.items() if value is not None)
+
+
+def _or(value, default):
+    """The flag's value when given, even empty (then refused as such), else the default."""
+    return default if value is None else value
 
 
 def _fail(error):
@@ -51,21 +63,65 @@ def _guarded(function, *args, **kwargs):
             "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations"})
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
           placement=None, start_method=None, backend=None, base_image=None, image=None,
-          seed=None, results_dir=None, dry_run=False):
+          seed=None, results_dir=None, dry_run=False, resume=None):
     """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
     from lab import scale as scale_task
     config = _lab_config(c, results_dir=results_dir)
     defaults = dict(c.config.scale)
     chosen = {
-        "cpus": cpus or defaults["cpus"], "quota": quota if quota is not None else defaults["quota"],
-        "variants": variants or defaults["variants"], "workers": workers or defaults["workers"],
-        "work": work or defaults["work"], "target_seconds": defaults["target_seconds"],
-        "repeat": repeat or config["repeat"], "placement": placement or config["placement"],
-        "start_method": start_method or config["start_method"],
-        "backend": backend or config["backend"], "base_image": base_image or config["base_image"], "image": image,
+        "cpus": _or(cpus, defaults["cpus"]), "quota": _or(quota, defaults["quota"]),
+        "variants": _or(variants, defaults["variants"]), "workers": _or(workers, defaults["workers"]),
+        "work": _or(work, defaults["work"]), "target_seconds": defaults["target_seconds"],
+        "repeat": _or(repeat, config["repeat"]), "placement": _or(placement, config["placement"]),
+        "start_method": _or(start_method, config["start_method"]),
+        "backend": _or(backend, config["backend"]), "base_image": _or(base_image, config["base_image"]), "image": image,
         "seed": seed if seed is not None else config["seed"], "dry_run": dry_run,
+        "resume": resume, "given": _given(
+            cpus=cpus, quota=quota, variants=variants, workers=workers, work=work, repeat=repeat,
+            placement=placement, start_method=start_method, backend=backend,
+            base_image=base_image, image=image, seed=seed),
     }
     code = _guarded(scale_task.run, chosen, config)
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={**{k: v for k, v in SHARED_HELP.items() if k != "quota"},
+            "channels": "all, or some of: pipe, queue, joinable_queue, pipe_oneway, simple_queue, "
+                        "pipe_bytes, manager_queue, unix_socket, shm_ring, os_pipe",
+            "messages": "items per stream trial, e.g. 10000,100000,1000000",
+            "round_trips": "ping-pong round trips per latency trial",
+            "sizes": "payload sizes, e.g. 0,1KiB,64KiB,1MiB (0 = a small int)",
+            "batches": "items per send, e.g. 1,10,100,1000",
+            "ends": "producers:consumers, e.g. 1:1,2:2,4:1 (several ends: queue channels only)",
+            "end_placement": "where the two ends run: free, same (one CPU), split (own CPUs)",
+            "patterns": "stream (throughput) and/or pingpong (round-trip latency)",
+            "timing": "handshake (both ends ready before the clock) and/or seed (the tutorial's)",
+            "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 256MiB"})
+def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None, batches=None,
+        ends=None, end_placement=None, patterns=None, timing=None, bytes_per_trial=None,
+        repeat=None, placement=None, start_method=None, backend=None, base_image=None,
+        image=None, seed=None, results_dir=None, dry_run=False, resume=None):
+    """Pipe vs Queue vs JoinableQueue and the channels beyond them, per CPU count and placement."""
+    from lab import ipc as ipc_task
+    config = _lab_config(c, results_dir=results_dir)
+    defaults = dict(c.config.ipc)
+    flags = dict(cpus=cpus, channels=channels, messages=messages, round_trips=round_trips,
+                 sizes=sizes, batches=batches, ends=ends, end_placement=end_placement,
+                 patterns=patterns, timing=timing, bytes_per_trial=bytes_per_trial)
+    chosen = {name: defaults[name] if value is None else value for name, value in flags.items()}
+    chosen.update({
+        "repeat": defaults["repeat"] if repeat is None else repeat,
+        "placement": placement or config["placement"],
+        "start_method": start_method or config["start_method"],
+        "backend": backend or config["backend"], "base_image": base_image or config["base_image"],
+        "image": image, "seed": seed if seed is not None else config["seed"], "dry_run": dry_run,
+        "resume": resume, "given": sorted(n for n, v in {**flags, "repeat": repeat,
+                                          "placement": placement, "start_method": start_method,
+                                          "backend": backend, "base_image": base_image,
+                                          "image": image, "seed": seed}.items() if v is not None),
+    })
+    code = _guarded(ipc_task.run, chosen, config)
     if code:
         raise Exit(code=code)
 
@@ -98,3 +154,14 @@ def info(c):
 
 if __name__ == "__main__":
     sys.exit("run tasks with `invoke`, e.g. `invoke scale`")
+
+
+@task(help={"run_a": "the first run (A): a run id under results/, 'latest', or a run folder's path",
+            "run_b": "the second run (B), the same way; ratios are B / A",
+            "results_dir": SHARED_HELP["results_dir"] + "; the comparison goes to "
+                           "<results-dir>/compare-<a>-vs-<b>/"})
+def compare(c, run_a, run_b, results_dir=None):
+    """Compare two runs point by point: medians, ratio B/A with its interval, Mann-Whitney U."""
+    from lab import compare as compare_module
+    config = _lab_config(c, results_dir=results_dir)
+    _guarded(compare_module.run, config["results_dir"], run_a, run_b)

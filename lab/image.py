@@ -75,8 +75,9 @@ def _exists(client, name):
         return None
 
 
-def build_offline_base(client, suite, say=print, etc_apt="/etc/apt"):
-    """debootstrap a minimal Debian `suite` with python3, import it as multicore-lab-base:<suite>."""
+def build_offline_base(client, suite, say=print, etc_apt="/etc/apt",
+                       repository=OFFLINE_BASE_REPOSITORY):
+    """debootstrap a minimal Debian `suite` with python3, import it as <repository>:<suite>."""
     if os.geteuid() != 0:
         raise ImageError("building the offline base needs root (debootstrap); "
                          "run `sudo .venv/bin/invoke build` or pass --base-image IMAGE you have")
@@ -87,7 +88,7 @@ def build_offline_base(client, suite, say=print, etc_apt="/etc/apt"):
     if mirror is None:
         raise ImageError(f"no Debian archive entry in {etc_apt}/sources.list(.d); "
                          "add one, or pass --base-image IMAGE you already have")
-    tag = f"{OFFLINE_BASE_REPOSITORY}:{suite}"
+    tag = f"{repository}:{suite}"
     say(f"building offline base {tag} with debootstrap from {mirror} ...")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="multicore-lab-base-") as workdir:
@@ -104,8 +105,7 @@ def build_offline_base(client, suite, say=print, etc_apt="/etc/apt"):
                     entry.unlink()
         archive = Path(workdir) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
-        client.api.import_image_from_file(str(archive), repository=OFFLINE_BASE_REPOSITORY,
-                                          tag=suite)
+        client.api.import_image_from_file(str(archive), repository=repository, tag=suite)
     seconds = time.perf_counter() - started
     say(f"built {tag} in {seconds:.1f} s")
     return seconds
@@ -154,7 +154,8 @@ def python_version(client, image_id):
     """x.y.z of the image's python3, asked of a throwaway container."""
     output = client.containers.run(
         image_id, entrypoint=["python3", "-c", "import platform; print(platform.python_version())"],
-        network_mode="none", remove=True)  # remove=True is fine here: only stdout matters
+        network_mode="none", labels={"multicore-lab.pid": str(os.getpid())},
+        remove=True)  # remove=True is fine here: only stdout matters
     return output.decode().strip()
 
 

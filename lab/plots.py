@@ -22,61 +22,110 @@ def _save(figure, folder, name):
     return paths
 
 
+def _interval_error(values, low, high):
+    """Error bar lengths below and above `values` from interval bounds (0 where unknown)."""
+    values = np.asarray(values, float)
+    below = np.nan_to_num(values - np.asarray(low, float), nan=0.0)
+    above = np.nan_to_num(np.asarray(high, float) - values, nan=0.0)
+    return np.vstack([below, above]).clip(min=0)
+
+
 def speedup_chart(summary, trials, folder, title_suffix=""):
-    """Measured speedup against CPUs: ideal line, the repeats' spread, the Amdahl fit per curve."""
-    figure, axes = plt.subplots(figsize=(7.5, 5))
+    """Measured speedup against CPUs: the ideal line, each point's median with its 95% bootstrap
+    interval, every trial as a dot, and per curve the fits: Amdahl (dotted) and USL (dashed) on
+    strong curves, Gustafson (dash-dot) on the weak one's scaled speedup."""
+    figure, axes = plt.subplots(figsize=(9, 5.2))
     spread = results.per_trial_speedups(trials, summary)
     max_cpus = max(2, int(summary["cpus"].max()))
     xs = np.linspace(1, max_cpus, 100)
     axes.plot(xs, xs, color="grey", linestyle="--", linewidth=1, label="ideal (speedup = CPUs)")
-    for index, (name, curve) in enumerate(results.strong_curves(summary)):
+    curves = [(name, curve, "speedup") for name, curve in results.strong_curves(summary)]
+    curves += [(name, curve, "scaled_speedup") for name, curve in results.weak_curves(summary)]
+    top = max_cpus
+    for index, (name, curve, column) in enumerate(curves):
         color = f"C{index}"
-        medians = curve["speedup"]
-        per_point = spread[spread["point_id"].isin(curve["point_id"])]
-        low = per_point.groupby("cpus")["speedup"].min().reindex(curve["cpus"]).to_numpy()
-        high = per_point.groupby("cpus")["speedup"].max().reindex(curve["cpus"]).to_numpy()
-        yerr = np.vstack([medians.to_numpy() - low, high - medians.to_numpy()]).clip(min=0)
-        axes.errorbar(curve["cpus"], medians, yerr=yerr, marker="o", capsize=4, color=color,
-                      label=f"{name}: median, min-max of repeats")
+        weak = column == "scaled_speedup"
+        medians = curve[column].to_numpy(float)
+        if np.isfinite(medians).any():
+            top = max(top, float(np.nanmax(curve[f"{column}_ci_high"].fillna(0))),
+                      float(np.nanmax(medians)))
+        dots = spread[spread["point_id"].isin(curve["point_id"])]
+        if not weak and len(dots):
+            jitter = 0.04 * (index - (len(curves) - 1) / 2)
+            axes.scatter(dots["cpus"] + jitter, dots["speedup"], s=10, color=color, alpha=0.35,
+                         linewidths=0)
+        label = (f"{name}: scaled speedup c·T(1)/T(c)" if weak
+                 else f"{name}: median, 95% interval")
+        axes.errorbar(curve["cpus"], medians,
+                      yerr=_interval_error(medians, curve[f"{column}_ci_low"],
+                                           curve[f"{column}_ci_high"]),
+                      marker="s" if weak else "o", capsize=4, color=color, linewidth=0.9,
+                      label=label)
+        if weak:
+            s = curve["gustafson_serial_fraction"].iloc[0]
+            if np.isfinite(s):
+                axes.plot(xs, fits.gustafson_speedup(xs, s), color=color, linestyle="-.",
+                          label=f"{name}: Gustafson fit, s = {s:.3f}")
+            continue
         s = curve["amdahl_serial_fraction"].iloc[0]
         if np.isfinite(s):
             axes.plot(xs, fits.amdahl_speedup(xs, s), color=color, linestyle=":",
                       label=f"{name}: Amdahl fit, s = {s:.3f}")
+        sigma, kappa = curve["usl_sigma"].iloc[0], curve["usl_kappa"].iloc[0]
+        if np.isfinite(sigma) and np.isfinite(kappa):
+            axes.plot(xs, fits.usl_speedup(xs, sigma, kappa), color=color, linestyle="--",
+                      linewidth=1.2,
+                      label=f"{name}: USL fit, σ = {sigma:.3f}, κ = {kappa:.4f}")
+        else:  # say so on the chart too: a missing curve must not look like a forgotten one
+            axes.plot([], [], color=color, linestyle="--", linewidth=1.2, alpha=0.4,
+                      label=f"{name}: USL {curve['usl'].iloc[0]}")
         if name.startswith("seed"):
             caps = [fits.seed_speedup_cap(c) for c in range(1, max_cpus + 1)]
             axes.step(range(1, max_cpus + 1), caps, where="post", color=color, alpha=0.5,
                       label="seed: cap 6 / ceil(6 / c)")
+    if len(spread):
+        axes.scatter([], [], s=10, color="grey", alpha=0.5, label="one trial (dot)")
     axes.set_xlabel("CPUs (cpuset size)")
-    axes.set_ylabel("speedup (median T at 1 CPU / median T)")
-    axes.set_title(f"Strong scaling: speedup{title_suffix}")
+    axes.set_ylabel("speedup, × (median T(1 CPU) / median T(c))")
+    kinds = " and ".join(k for k, c in (("strong", "speedup"), ("weak", "scaled_speedup"))
+                         if any(column == c for _, _, column in curves))
+    axes.set_title(f"{kinds.capitalize() or 'Strong'} scaling: speedup{title_suffix}")
     axes.set_xticks(range(1, max_cpus + 1))
     axes.set_xlim(0.8, max_cpus + 0.2)
-    axes.set_ylim(0, max_cpus * 1.1)
+    axes.set_ylim(0, max(max_cpus, top) * 1.1)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="upper left")
+    axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(figure, folder, "speedup")
 
 
 def efficiency_chart(summary, folder, title_suffix=""):
-    """Efficiency (speedup / CPUs; weak: T(1) / T(c)) per variant against CPUs."""
-    figure, axes = plt.subplots(figsize=(7.5, 5))
+    """Efficiency (speedup / CPUs; weak: T(1) / T(c)) per variant against CPUs, with the 95%
+    bootstrap interval of the speedup it comes from."""
+    figure, axes = plt.subplots(figsize=(9, 5.2))
     rows = summary[(summary["limit"] == "cpuset") & summary["efficiency"].notna()
                    & (summary["workers"] == summary["cpus"])]
     several = rows["python"].nunique() > 1
     for index, ((variant, method, python), curve) in enumerate(
             rows.groupby(["variant", "start_method", "python"])):
         curve = curve.sort_values("cpus")
-        axes.plot(curve["cpus"], curve["efficiency"], marker="o", color=f"C{index}",
-                  label=f"{variant} ({method}{', Python ' + python if several else ''})")
+        column = "scaled_speedup" if variant == "weak" else "speedup"
+        cpus = curve["cpus"].astype(float)
+        axes.errorbar(curve["cpus"], curve["efficiency"],
+                      yerr=_interval_error(curve["efficiency"], curve[f"{column}_ci_low"] / cpus,
+                                           curve[f"{column}_ci_high"] / cpus),
+                      marker="o", capsize=4, color=f"C{index}",
+                      label=f"{variant} ({method}{', Python ' + python if several else ''})")
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal (1.0)")
     max_cpus = max(2, int(summary["cpus"].max()))
     axes.set_xticks(range(1, max_cpus + 1))
     axes.set_xlabel("CPUs (cpuset size)")
-    axes.set_ylabel("efficiency (speedup / CPUs)")
-    axes.set_ylim(0, 1.2)
-    axes.set_title(f"Parallel efficiency{title_suffix}")
+    axes.set_ylabel("efficiency, fraction (speedup / CPUs)")
+    top = float(np.nanmax(axes.get_ylim()))
+    axes.set_ylim(0, max(1.2, min(top, 2.0)))
+    axes.set_title(f"Parallel efficiency{title_suffix}\nerror bars: 95% bootstrap interval",
+                   fontsize=11)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower left")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(figure, folder, "efficiency")
 
 
@@ -126,3 +175,68 @@ def quota_chart(view, folder, title_suffix=""):
     left.grid(alpha=0.3)
     left.legend(fontsize=8, loc="upper left")
     return _save(figure, folder, "quota")
+
+
+def compare_speedup_chart(summary_a, summary_b, label_a, label_b, folder):
+    """Both runs' speedup curves on one chart: A solid with filled markers, B dashed with open
+    ones, the same colour for the same curve; error bars: 95% bootstrap intervals."""
+    figure, axes = plt.subplots(figsize=(9, 5.2))
+    max_cpus = max(2, int(max(summary_a["cpus"].max(), summary_b["cpus"].max())))
+    xs = np.linspace(1, max_cpus, 100)
+    axes.plot(xs, xs, color="grey", linestyle=":", linewidth=1, label="ideal (speedup = CPUs)")
+    names = {}
+    top = max_cpus
+    for run_index, (summary, label) in enumerate(((summary_a, label_a), (summary_b, label_b))):
+        curves = [(n, c, "speedup") for n, c in results.strong_curves(summary)]
+        curves += [(n, c, "scaled_speedup") for n, c in results.weak_curves(summary)]
+        for name, curve, column in curves:
+            base = name.split(" (")[0]
+            color = names.setdefault(base, f"C{len(names)}")
+            medians = curve[column].to_numpy(float)
+            if np.isfinite(medians).any():
+                top = max(top, float(np.nanmax(curve[f"{column}_ci_high"].fillna(0))))
+            shift = 0.03 * (1 if run_index else -1)  # keep the two runs' error bars apart
+            axes.errorbar(curve["cpus"] + shift, medians,
+                          yerr=_interval_error(medians, curve[f"{column}_ci_low"],
+                                               curve[f"{column}_ci_high"]),
+                          marker="s" if column == "scaled_speedup" else "o", capsize=4,
+                          color=color, linestyle="--" if run_index else "-",
+                          markerfacecolor="white" if run_index else color,
+                          label=f"{label}: {base}"
+                                + (" (scaled speedup)" if column == "scaled_speedup" else ""))
+    axes.set_xlabel("CPUs (cpuset size)")
+    axes.set_ylabel("speedup, × (median T(1 CPU) / median T(c))")
+    axes.set_title("Speedup of both runs\nsolid: A, dashed: B; error bars: 95% bootstrap interval",
+                   fontsize=11)
+    axes.set_xticks(range(1, max_cpus + 1))
+    axes.set_xlim(0.8, max_cpus + 0.2)
+    axes.set_ylim(0, max(max_cpus, top) * 1.1)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, folder, "compare_speedup")
+
+
+def compare_ratio_chart(table, folder, subtitle=""):
+    """Ratio B/A of each common point's medians with its 95% bootstrap interval; 1 = the same.
+    Filled: the Mann-Whitney test calls the difference significant."""
+    rows = table.iloc[::-1]
+    height = max(2.8, 0.32 * len(rows) + 1.6)
+    figure, axes = plt.subplots(figsize=(9, height))
+    ys = np.arange(len(rows))
+    ratios = rows["ratio_b_over_a"].to_numpy(float)
+    errors = _interval_error(ratios, rows["ratio_ci_low"], rows["ratio_ci_high"])
+    significant = rows["significant"].to_numpy(bool)
+    for mask, face, name in ((significant, "C3", "significant (Mann-Whitney p < 0.05)"),
+                             (~significant, "white", "not significant")):
+        if mask.any():
+            axes.errorbar(ratios[mask], ys[mask], xerr=errors[:, mask], fmt="o", color="C3",
+                          markerfacecolor=face, capsize=3, label=name)
+    axes.axvline(1.0, color="grey", linestyle="--", linewidth=1, label="1 = no change")
+    axes.set_yticks(ys, [f"{label} [{measure}]" for label, measure
+                         in zip(rows["label"], rows["measure"])], fontsize=8)
+    axes.set_xlabel("ratio B / A of the medians (seconds: < 1 is faster; messages/s: > 1 is "
+                    "faster)")
+    axes.set_title(f"B against A, point by point\n{subtitle}", fontsize=10)
+    axes.grid(alpha=0.3, axis="x")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, folder, "compare_ratio")

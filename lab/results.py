@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lab import fits, runfolder
+from lab import fits, runfolder, stats
 
 POINT_COLUMNS = ["point_id", "experiment", "variant", "limit", "cpus", "quota", "placement",
                  "workers", "start_method", "backend", "python", "image"]
@@ -17,7 +17,8 @@ STRONG_VARIANTS = ("strong", "process", "seed")
 
 
 def trials_frame(records):
-    """One row per trial; metric values flattened to metric.<name> columns."""
+    """One row per trial; metric values flattened to metric.<name> columns; `outlier` flags a
+    measured trial outside its point's Tukey fences."""
     rows = []
     for record in records:
         row = {k: v for k, v in record.items() if k not in ("metrics", "seen", "params", "check")}
@@ -35,6 +36,7 @@ def trials_frame(records):
     # ints and None (Pool()'s default) as they are: a float column would print 2.0 and nan
     frame["workers"] = pd.Series([r.get("workers") for r in records], dtype=object,
                                  index=frame.index)
+    frame["outlier"] = outlier_flags(frame)
     return frame
 
 
@@ -46,25 +48,43 @@ def measured(trials):
     return trials[(trials["ok"] == True) & (trials["warmup"] == False)]  # noqa: E712 (pandas)
 
 
+def outlier_flags(trials):
+    """True for a measured trial whose seconds lie outside its point's Tukey fences (see
+    lab.stats); False for every other trial. Flagged trials stay in every statistic."""
+    flags = pd.Series(False, index=trials.index)
+    if trials.empty or not {"ok", "warmup", "seconds", "point_id"} <= set(trials.columns):
+        return flags
+    good = measured(trials)
+    for _, seconds in good.groupby("point_id")["seconds"]:
+        flags.loc[seconds.index] = stats.tukey_outliers(seconds).to_numpy()
+    return flags
+
+
+def samples(trials, column="seconds"):
+    """{point_id: array of the measured trials' values}: what intervals and tests resample."""
+    good = measured(trials)
+    return {point: values.dropna().to_numpy(float)
+            for point, values in good.groupby("point_id")[column]}
+
+
 def point_stats(trials):
-    """Per point: n, median, IQR, min, max, mean, CV of `seconds`, and the failed count."""
+    """Per point, over measured trials of `seconds`: n, median, quartiles, IQR, min, max, mean,
+    CV, the median's order-statistic interval and its coverage, the Tukey outlier count, and the
+    failed count (lab.stats says how each is computed)."""
     keys = [c for c in POINT_COLUMNS if c in trials.columns]
     good = measured(trials)
-    grouped = good.groupby("point_id")["seconds"]
-    stats = pd.DataFrame({
-        "n": grouped.count(), "median_s": grouped.median(),
-        "q1_s": grouped.quantile(0.25), "q3_s": grouped.quantile(0.75),
-        "min_s": grouped.min(), "max_s": grouped.max(), "mean_s": grouped.mean(),
-    })
-    stats["iqr_s"] = stats["q3_s"] - stats["q1_s"]
-    stats["cv"] = grouped.std(ddof=1) / stats["mean_s"]
+    rows = {point: stats.describe(seconds) for point, seconds in good.groupby("point_id")["seconds"]}
+    stats_frame = pd.DataFrame.from_dict(rows, orient="index",
+                                         columns=list(stats.describe([]).keys()))
     failed = trials[(trials["ok"] != True) & (trials["warmup"] == False)]  # noqa: E712
-    stats["failed"] = failed.groupby("point_id").size().reindex(stats.index).fillna(0).astype(int)
     described = trials.drop_duplicates("point_id").set_index("point_id")[keys[1:]]
     for column in (c for c in trials.columns if c.startswith("param.")):
         described[column] = trials.drop_duplicates("point_id").set_index("point_id")[column]
-    summary = described.join(stats, how="left").reset_index()
+    summary = described.join(stats_frame, how="left").reset_index()
     summary["n"] = summary["n"].fillna(0).astype(int)
+    summary["outliers"] = summary["outliers"].fillna(0).astype(int)
+    summary["failed"] = failed.groupby("point_id").size().reindex(summary["point_id"]).fillna(
+        0).astype(int).to_numpy()
     return summary
 
 
@@ -77,11 +97,17 @@ def _same_curve(summary, row, variant=None):
     return summary[mask]
 
 
-def _baseline_seconds(summary, row):
-    """Median time of the same curve pinned to 1 CPU with 1 worker (NaN when not measured)."""
+def _baseline_point(summary, row):
+    """The point of the same curve pinned to 1 CPU with 1 worker (None when not measured)."""
     curve = _same_curve(summary, row)
     base = curve[(curve["limit"] == "cpuset") & (curve["cpus"] == 1) & (curve["workers"] == 1)]
-    return float(base["median_s"].iloc[0]) if len(base) else math.nan
+    return base.iloc[0] if len(base) else None
+
+
+def _baseline_seconds(summary, row):
+    """Median time of the same curve pinned to 1 CPU with 1 worker (NaN when not measured)."""
+    base = _baseline_point(summary, row)
+    return float(base["median_s"]) if base is not None else math.nan
 
 
 def resources(row):
@@ -89,17 +115,32 @@ def resources(row):
     return float(row["quota"]) if row["limit"] == "quota" else float(row["cpus"])
 
 
+SCALING_COLUMNS = ("speedup", "speedup_ci_low", "speedup_ci_high", "speedup_absolute",
+                   "efficiency", "scaled_speedup", "scaled_speedup_ci_low",
+                   "scaled_speedup_ci_high", "karp_flatt", "speedup_cap")
+
+
 def scaling_summary(trials):
-    """Point stats plus speedup, efficiency, Karp-Flatt and the Amdahl fit of each strong curve."""
+    """Point stats plus speedup (with its bootstrap interval), efficiency, Karp-Flatt, and the
+    fits: Amdahl and USL on each strong curve, Gustafson on each weak one."""
     summary = point_stats(trials)
     summary = summary[summary["experiment"] == "scaling"].copy()
-    for column in ("speedup", "speedup_absolute", "efficiency", "scaled_speedup", "karp_flatt",
-                   "speedup_cap"):
+    for column in SCALING_COLUMNS:
         summary[column] = np.nan
+    seconds = samples(trials)
     for index, row in summary.iterrows():
         if row["variant"] == "serial" or not row["median_s"] > 0:
             continue
-        base_s = _baseline_seconds(summary, row)
+        base = _baseline_point(summary, row)
+        base_s = float(base["median_s"]) if base is not None else math.nan
+        # T(1) / T(c) resampled from both points' trials: the speedup's own uncertainty
+        if base is None:
+            low, high = math.nan, math.nan
+        elif base["point_id"] == row["point_id"]:
+            low, high = 1.0, 1.0  # the baseline against itself: 1 by definition
+        else:
+            low, high = stats.ratio_interval(seconds.get(base["point_id"], []),
+                                             seconds.get(row["point_id"], []))
         serial = _same_curve(summary, row, variant="serial")
         serial = serial[(serial["cpus"] == 1) & (serial["limit"] == "cpuset")]
         serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
@@ -107,23 +148,39 @@ def scaling_summary(trials):
         if row["variant"] == "weak":
             workers = row["workers"] if row["workers"] is not None else row["cpus"]
             summary.at[index, "scaled_speedup"] = workers * base_s / row["median_s"]
+            summary.at[index, "scaled_speedup_ci_low"] = workers * low
+            summary.at[index, "scaled_speedup_ci_high"] = workers * high
             summary.at[index, "efficiency"] = summary.at[index, "scaled_speedup"] / cpus
             continue
         speedup = base_s / row["median_s"]
         summary.at[index, "speedup"] = speedup
+        summary.at[index, "speedup_ci_low"] = low
+        summary.at[index, "speedup_ci_high"] = high
         summary.at[index, "speedup_absolute"] = serial_s / row["median_s"]
         summary.at[index, "efficiency"] = speedup / cpus
         summary.at[index, "karp_flatt"] = fits.karp_flatt(cpus, speedup)
         if row["variant"] == "seed":
             workers = row["workers"] if row["workers"] is not None else row["cpus"]
             summary.at[index, "speedup_cap"] = fits.seed_speedup_cap(min(cpus, workers))
-    summary["amdahl_serial_fraction"] = np.nan
-    summary["amdahl"] = ""
-    for key, curve in strong_curves(summary):
-        fit = fits.fit_amdahl(curve["cpus"], curve["speedup"])
-        summary.loc[curve.index, "amdahl"] = fit.describe()
-        if fit.fitted:
-            summary.loc[curve.index, "amdahl_serial_fraction"] = fit.serial_fraction
+    for column in ("amdahl_serial_fraction", "usl_sigma", "usl_kappa", "gustafson_serial_fraction"):
+        summary[column] = np.nan
+    for column in ("amdahl", "usl", "gustafson"):
+        summary[column] = ""
+    for _, curve in strong_curves(summary):
+        amdahl = fits.fit_amdahl(curve["cpus"], curve["speedup"])
+        summary.loc[curve.index, "amdahl"] = amdahl.describe()
+        if amdahl.fitted:
+            summary.loc[curve.index, "amdahl_serial_fraction"] = amdahl.serial_fraction
+        usl = fits.fit_usl(curve["cpus"], curve["speedup"])
+        summary.loc[curve.index, "usl"] = usl.describe()
+        if usl.fitted:
+            summary.loc[curve.index, "usl_sigma"] = usl.sigma
+            summary.loc[curve.index, "usl_kappa"] = usl.kappa
+    for _, curve in weak_curves(summary):
+        gustafson = fits.fit_gustafson(curve["cpus"], curve["scaled_speedup"])
+        summary.loc[curve.index, "gustafson"] = gustafson.describe()
+        if gustafson.fitted:
+            summary.loc[curve.index, "gustafson_serial_fraction"] = gustafson.serial_fraction
     return summary.sort_values(["python", "variant", "limit", "cpus", "workers"], key=_sort_key)
 
 
@@ -138,6 +195,16 @@ def strong_curves(summary):
     several = rows["python"].nunique() > 1
     for (variant, method, python), curve in rows.groupby(["variant", "start_method", "python"]):
         label = f"{variant} ({method}{', Python ' + python if several else ''})"
+        yield label, curve.sort_values("cpus")
+
+
+def weak_curves(summary):
+    """(name, rows) per weak-scaling curve: cpuset-limited, workers = CPUs."""
+    rows = summary[(summary["variant"] == "weak") & (summary["limit"] == "cpuset")
+                   & (summary["workers"] == summary["cpus"])]
+    several = rows["python"].nunique() > 1
+    for (method, python), curve in rows.groupby(["start_method", "python"]):
+        label = f"weak ({method}{', Python ' + python if several else ''})"
         yield label, curve.sort_values("cpus")
 
 

@@ -1,9 +1,13 @@
 """The run folder: results/<run-id>/ with meta.json, raw.jsonl, summary.csv, charts, report.
 
-raw.jsonl is append-only: each record is written, flushed and fsynced as its trial ends, so a
-crash or Ctrl-C loses at most the trial in flight. meta.json is replaced atomically.
+raw.jsonl is append-only: each record is written in one piece, flushed and fsynced as its trial
+ends, so a crash or Ctrl-C loses at most the trial in flight, and a failed write (a full disk)
+is cut back so it never leaves half a line. meta.json is replaced atomically; a small reserve file
+keeps room for the last meta.json update when the disk fills during a run.
 """
 
+import errno
+import fcntl
 import json
 import os
 import secrets
@@ -15,6 +19,10 @@ from lab import RECORD_SCHEMA
 META = "meta.json"
 RAW = "raw.jsonl"
 PLAN = "plan.json"
+LOCK = ".lock"        # held (flock) by the process running the run
+RESERVE = ".reserve"  # released to write the final meta.json on a full disk
+RESERVE_BYTES = 32 * 1024
+INTERRUPTED = "interrupted"  # error text of a trial cut off by Ctrl-C / SIGTERM starts so
 
 
 class RunFolderError(RuntimeError):
@@ -38,21 +46,67 @@ def check_writable(results_dir):
                              f"pass --results-dir a folder you can write")
 
 
+def is_disk_full(error):
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def write_json_atomic(path, data):
+    """Write `path` whole or not at all: a temporary file, fsynced, then renamed over it."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            temporary.unlink()  # a half-written temporary must not keep the space it took
+        except OSError:
+            pass
+        raise
+
+
+def append_line(path, line):
+    """Append `line` (one JSON record and its newline) so that it is there whole or not at all.
+
+    One os.write of the whole line on an O_APPEND descriptor; on any error (ENOSPC, EIO, a short
+    write) the file is cut back to its size before, so a reader never meets half a record. A file
+    whose last line was left unterminated by a crash gets a newline first: the new record then
+    stands on its own line and the damaged one is reported and skipped by read_records."""
+    data = line.encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # a short write: finish it, or fail and cut back below
+                more = os.write(fd, data[written:])
+                if more <= 0:
+                    raise OSError(errno.EIO, "short write", str(path))
+                written += more
+            os.fsync(fd)
+        except BaseException as error:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            if isinstance(error, OSError) and not error.filename:
+                raise OSError(error.errno, error.strerror, str(path)) from error
+            raise
+    finally:
+        os.close(fd)
 
 
 class RunFolder:
     def __init__(self, path):
         self.path = Path(path)
         self.run_id = self.path.name
+        self._lock = None
 
     @classmethod
     def create(cls, results_dir, task):
@@ -61,6 +115,7 @@ class RunFolder:
         path = results_dir / new_run_id(task)
         path.mkdir()
         folder = cls(path)
+        folder.lock()
         folder.point_latest()
         return folder
 
@@ -81,11 +136,67 @@ class RunFolder:
     def raw_path(self):
         return self.path / RAW
 
+    @property
+    def plan_path(self):
+        return self.path / PLAN
+
+    def lock(self):
+        """Hold the run folder for this process (released when it exits, however it exits);
+        refuse when another process holds it: two processes must never append to one run."""
+        try:
+            handle = open(self.path / LOCK, "a+")
+        except OSError as error:
+            raise RunFolderError(f"run folder {self.path} is not writable "
+                                 f"({error.strerror or error}); the run cannot go on there") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(f"run {self.run_id} is being run right now by {holder}; "
+                                 f"wait for it to end or stop it first") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+        except OSError:
+            pass  # the lock is what matters, not the note of who holds it
+        self._lock = handle
+
+    def unlock(self):
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor drops the flock
+            self._lock = None
+
+    def reserve_space(self, size=RESERVE_BYTES):
+        """Set room aside for the final meta.json (best effort: skipped when there is none)."""
+        try:
+            with open(self.path / RESERVE, "wb") as handle:
+                handle.write(b"\0" * size)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            self.release_reserve()
+
+    def release_reserve(self):
+        try:
+            (self.path / RESERVE).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
     def read_meta(self):
         return json.loads(self.meta_path.read_text())
 
     def write_meta(self, meta):
-        write_json_atomic(self.meta_path, meta)
+        try:
+            write_json_atomic(self.meta_path, meta)
+        except OSError as error:
+            if not (is_disk_full(error) and self.release_reserve()):
+                raise
+            write_json_atomic(self.meta_path, meta)  # the reserve's room is enough for it
 
     def update_meta(self, **changes):
         meta = self.read_meta()
@@ -95,28 +206,37 @@ class RunFolder:
 
     def append(self, record):
         """Append one trial record and make it durable before the next trial starts."""
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
-        with open(self.raw_path, "a") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.raw_path, json.dumps(record, sort_keys=True, default=str) + "\n")
 
 
-def read_records(raw_path, warn=print):
+def trial_key(record):
+    """(point_id, round): what identifies a trial in a run (plan.Trial.key)."""
+    return (record.get("point_id"), record.get("round"))
+
+
+def is_cut_off(record):
+    """A trial stopped by Ctrl-C / SIGTERM: not a measurement, run again by --resume."""
+    return record.get("ok") is False and str(record.get("error") or "").startswith(INTERRUPTED)
+
+
+def read_records(raw_path, warn=print, superseded=False):
     """Every valid record of raw.jsonl; a damaged line is reported with its number and skipped,
-    a record of an unknown schema is refused."""
+    a record of an unknown schema is refused. A trial cut off by an interruption and run again
+    by --resume counts once, as its rerun (`superseded=True` keeps the cut-off record too)."""
     records = []
     raw_path = Path(raw_path)
     if not raw_path.exists():
         return records
-    with open(raw_path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(raw_path, "rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            if not raw_line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                warn(f"{raw_path}:{number}: damaged line (a crash mid-write?), skipped")
+                record = json.loads(raw_line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                last = not raw_line.endswith(b"\n")
+                warn(f"{raw_path}:{number}: damaged line"
+                     f"{' (the last one, cut off: a crash mid-write?)' if last else ''}, skipped")
                 continue
             if not isinstance(record, dict):
                 warn(f"{raw_path}:{number}: not a JSON object, skipped")
@@ -125,7 +245,10 @@ def read_records(raw_path, warn=print):
                 raise RunFolderError(f"{raw_path}:{number}: record schema {record.get('schema')!r}"
                                      f" is not {RECORD_SCHEMA}, which this lab reads")
             records.append(record)
-    return records
+    if superseded:
+        return records
+    measured = {trial_key(r) for r in records if not is_cut_off(r)}
+    return [r for r in records if not (is_cut_off(r) and trial_key(r) in measured)]
 
 
 def resolve(results_dir, run):

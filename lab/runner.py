@@ -1,13 +1,17 @@
 """Drives a plan through a backend: one trial at a time, each record appended as it ends.
 
-Ctrl-C or SIGTERM stops the run's trial in flight, records it as failed ("interrupted"), marks
-the run interrupted and says how to look at what was kept. A backend that goes away marks the
-run failed. Finished records are never touched.
+Ctrl-C or SIGTERM stops the run's trial in flight (its containers, by the run's label), records it
+as failed ("interrupted ..."), marks the run interrupted; a second signal does not cut that
+cleanup short, and a signal that arrives while a record is being written waits until it is
+written. The Docker engine going away or the disk filling up ends the run as failed, with the
+reason in one line. Finished records are never touched; `lab.runs` says how to resume.
 """
 
+import contextlib
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from lab import RECORD_SCHEMA, runfolder
 from lab.backends import RUN_LABEL, TrialOutcome
@@ -17,8 +21,58 @@ class Interrupted(Exception):
     """SIGINT or SIGTERM arrived during the run."""
 
 
-def _raise_interrupted(signum, _frame):
-    raise Interrupted(signal.Signals(signum).name)
+class EngineGone(RuntimeError):
+    """The backend's engine stopped answering while a trial ran."""
+
+
+class SignalGuard:
+    """SIGINT and SIGTERM become `Interrupted`, once: later signals are ignored while the run
+    cleans up, and inside `shielded()` a signal waits for the end of the block."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    NAMES = tuple(s.name for s in SIGNALS)
+
+    def __init__(self):
+        self.fired = None     # the signal that ended the run, or "closing"
+        self.pending = None   # a signal that arrived inside a shielded block
+        self.depth = 0
+        self.previous = {}
+
+    def install(self):
+        try:
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals cannot be caught here
+            self.previous = {}
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def closing(self, name="closing"):
+        """From now on signals are ignored (the run is being cleaned up)."""
+        self.fired = self.fired or name
+
+    def _handle(self, signum, _frame):
+        name = signal.Signals(signum).name
+        if self.fired:
+            return
+        if self.depth:
+            self.pending = self.pending or name
+            return
+        self.fired = name
+        raise Interrupted(name)
+
+    @contextmanager
+    def shielded(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending and not self.fired:
+            self.fired, self.pending = self.pending, None
+            raise Interrupted(self.fired)
 
 
 def trial_spec(point):
@@ -84,39 +138,110 @@ class Progress:
                  f" · ~{_format_duration(self.left_seconds(remaining))} left")
 
 
-def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print, done=()):
-    """Run every trial of `plan` not in `done` (keys of finished trials). Returns the run status."""
-    pending = [t for t in plan.trials if t.key not in set(done)]
+def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print, done=(),
+            guard=None):
+    """Run every trial of `plan` not in `done` (keys of finished trials), then record the run's
+    status (and why it failed) in meta.json. Returns the status: complete, interrupted, failed.
+
+    `guard`: a SignalGuard the caller installed earlier (lab.runs does, so that a signal while
+    the run folder is being set up is caught too); by default execute installs its own."""
+    done = set(done)
+    pending = [t for t in plan.trials if t.key not in done]
     progress = Progress(pending, estimate, say)
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    status, current = "complete", None
+    own_guard = guard is None
+    if own_guard:
+        guard = SignalGuard()
+        guard.install()
+    lent = hasattr(backend, "uninterruptible")
+    if lent:  # e.g. creating a container: a signal waits until its id is known
+        backend.uninterruptible = guard.shielded
+    status, current, failure = "complete", None, None
     try:
         for index, trial in enumerate(pending, start=1):
             current = trial
             labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
             outcome = backend.run(trial_spec(trial.point), trial.point.cpuset, trial.point.quota,
                                   time_limit_s, labels, trial.point.image or None)
-            record = make_record(folder.run_id, trial, outcome, backend, host_name)
-            folder.append(record)
-            current = None
+            if outcome.error and _engine_gone(backend):
+                # killed by the engine's own shutdown: not a measurement, so no record
+                raise EngineGone(f"the engine went away during the trial ({outcome.error})")
+            with guard.shielded():  # a signal now waits until the record is on disk
+                record = make_record(folder.run_id, trial, outcome, backend, host_name)
+                folder.append(record)
+                current = None
             progress.report(index, trial, record, pending[index:], plan.rounds)
     except (Interrupted, KeyboardInterrupt) as why:
+        guard.closing("SIGINT")  # a second Ctrl-C must not cut the cleanup
         status = "interrupted"
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
-        stopped = backend.stop_all(folder.run_id)
+        reason = str(why) or "SIGINT"
+        stopped = _stop_run_containers(backend, folder, say)
+        kept = ""
         if current is not None:
-            _record_cut_off(folder, current, backend, host_name, f"interrupted ({why})")
-        say(f"\nInterrupted ({why}): stopped {stopped} container(s) of this run; every finished "
-            f"trial is kept in {folder.raw_path}.")
-    except Exception as error:  # the backend went away (engine stopped, disk full ...)
+            try:
+                _record_cut_off(folder, current, backend, host_name,
+                                f"{runfolder.INTERRUPTED} ({reason})")
+            except OSError as error:
+                kept = f" (the cut-off trial could not be recorded: {_reason(error, backend)})"
+        say(f"\nInterrupted ({reason}): {stopped}; every finished trial is kept in "
+            f"{folder.raw_path}{kept}.")
+    except Exception as error:  # the engine went away, the disk filled up ...
+        guard.closing()
         status = "failed"
-        say(f"\nRun failed: {type(error).__name__}: {str(error)[:300]}\n"
-            f"Every finished trial is kept in {folder.raw_path}.")
-        folder.update_meta(failure=f"{type(error).__name__}: {error}")
+        failure = _reason(error, backend)
+        _stop_run_containers(backend, folder, lambda *_: None)
+        say(f"\nRun failed: {failure}.\nEvery finished trial is kept in {folder.raw_path}.")
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        guard.closing()
+        changes = {"status": status, "finished_at": time.time()}
+        if failure:
+            changes["failure"] = failure
+        try:
+            folder.update_meta(**changes)
+        except Exception as error:  # noqa: BLE001 (a full disk must not crash the cleanup)
+            say(f"WARNING: could not record status {status!r} in {folder.meta_path}: "
+                f"{_reason(error, backend)}")
+        if lent:
+            backend.uninterruptible = contextlib.nullcontext
+        if own_guard:
+            guard.restore()
     return status
+
+
+def _stop_run_containers(backend, folder, say):
+    """Kill and remove what this run still has running (by its label); one phrase for the user."""
+    try:
+        stopped = backend.stop_all(folder.run_id)
+    except Exception as error:  # noqa: BLE001
+        return (f"could not stop the run's containers ({_reason(error, backend)}); look for "
+                f"label {RUN_LABEL}={folder.run_id}")
+    if backend.name != "docker":
+        return "the trial in flight is stopped"
+    return (f"no container of this run is left (label {RUN_LABEL}={folder.run_id}"
+            f"{f', {stopped} removed' if stopped else ''})")
+
+
+def _engine_gone(backend):
+    client = getattr(backend, "client", None)
+    if client is None:
+        return False
+    try:
+        client.ping()
+        return False
+    except Exception:  # noqa: BLE001 (whatever the SDK raises, the engine does not answer)
+        return True
+
+
+def _reason(error, backend):
+    """Why the run stopped, in words a user acts on."""
+    text = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+    if runfolder.is_disk_full(error):
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        return f"the disk is full (no space left on device{where}); free some space"
+    if "no space left on device" in str(error).lower():
+        return f"the disk is full (no space left on device: {text})"
+    if _engine_gone(backend):
+        return f"the Docker engine stopped answering ({text}); start it again"
+    return text
 
 
 def _record_cut_off(folder, trial, backend, host_name, reason):
@@ -124,8 +249,13 @@ def _record_cut_off(folder, trial, backend, host_name, reason):
     folder.append(make_record(folder.run_id, trial, outcome, backend, host_name))
 
 
-def exit_code(status):
-    return {"complete": 0, "interrupted": 130}.get(status, 1)
+EXIT_TRIALS_FAILED = 3  # the run completed, but some measured trials failed (reasons in raw.jsonl)
+
+
+def exit_code(status, failed_trials=0):
+    """0 complete, 3 complete with failed trials, 130 interrupted, 1 failed."""
+    code = {"complete": 0, "interrupted": 130}.get(status, 1)
+    return EXIT_TRIALS_FAILED if code == 0 and failed_trials else code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ Flags become a validated plan here; lab.runs runs it; lab.report analyses and dr
 import math
 import random
 
-from lab import options, plan as plans, runs, topology
+from lab import options, plan as plans, runner, runs, topology
 from lab.experiments.scaling import VARIANTS as SCALING_VARIANTS
 from lab.options import BadInput
 
@@ -33,7 +33,7 @@ def validate(opts, host_cpus):
         "backend": options.choice("--backend", opts["backend"], options.BACKENDS),
         "target_seconds": float(opts.get("target_seconds", 2.0)),
         "base_images": options.image_names("--base-image", opts["base_image"]),
-        "image": options.image_names("--image", opts["image"])[0] if opts.get("image") else None,
+        "image": options.image_names("--image", opts["image"])[0] if opts.get("image") is not None else None,
     }
     seed = opts.get("seed")
     parsed["seed"] = (options.positive_int("--seed", seed, "a whole number")
@@ -106,6 +106,8 @@ def calibrate(backend, cpus, parsed, images, say=print):
 
 def run(opts, config, say=print):
     """The whole task; returns the process exit code."""
+    if opts.get("resume") is not None:
+        return resume(opts, config, say)
     from lab.runfolder import check_writable
     host_cpus = topology.read_cpus()
     parsed = validate(opts, len(host_cpus))
@@ -146,5 +148,60 @@ def run(opts, config, say=print):
                                   extra_meta={"calibration": calibration, "options": parsed},
                                   say=say)
     from lab import report  # pandas and matplotlib load only once there is something to draw
-    report.build(folder, say=say)
-    return {"complete": 0, "interrupted": 130}.get(status, 1)
+    failed = runs.build_report(report.build, folder, say)
+    return runner.exit_code(status, failed or 0)
+
+
+# Flags that shape the plan: with --resume, any of them given must describe the run's own plan.
+PLAN_FLAGS = ("cpus", "quota", "variants", "workers", "work", "repeat", "placement",
+              "start_method", "base_image", "image", "seed")
+
+
+def resume(opts, config, say=print):
+    """`invoke scale --resume RUN`: the run's missing and cut-off trials, from its plan.json,
+    with its calibrated work (no recalibration); then the report, redrawn."""
+    return runs.resume_task(TASK, opts, config, _resume_estimator, build=_build_report,
+                            plan_of_flags=_plan_of_flags, say=say)
+
+
+def _resume_estimator(previous):
+    rate = ((previous.meta.get("calibration") or {}).get("iterations_per_second")
+            or NOMINAL_ITERATIONS_PER_SECOND)
+    name = previous.backend_name if previous.backend_name in OVERHEAD_SECONDS else "docker"
+    return estimator(name, 1 / rate)
+
+
+def _build_report(folder, say=print):
+    from lab import report  # pandas and matplotlib load only once there is something to draw
+    return report.build(folder, say=say)
+
+
+def _plan_of_flags(previous, opts, given):
+    """The plan the given flags describe, the run's recorded options filling in the rest."""
+    recorded = previous.options
+    if not recorded:
+        raise BadInput(f"--resume {previous.run_id}: the run records no options to compare "
+                       f"flags with; leave the flags out")
+    host_cpus = topology.read_cpus()
+    merged = {"cpus": recorded.get("cpus"), "quota": recorded.get("quota") or "",
+              "variants": recorded.get("variants"), "workers": recorded.get("workers"),
+              "work": recorded.get("work"), "repeat": recorded.get("repeat"),
+              "placement": recorded.get("placement"), "start_method": recorded.get("start_method"),
+              "backend": previous.backend_name, "target_seconds": recorded.get("target_seconds", 2),
+              "base_image": recorded.get("base_images"), "image": recorded.get("image"),
+              "seed": recorded.get("seed")}
+    merged.update({flag: opts.get(flag) for flag in given if flag in PLAN_FLAGS})
+    parsed = validate(merged, len(host_cpus))
+    calibration = previous.meta.get("calibration") or {}
+    work = parsed["work"]
+    if work == "seed":
+        work = SEED_WORK
+    elif work == "auto":
+        if calibration.get("mode") != "auto":
+            raise BadInput(f"--resume {previous.run_id}: the plan differs from the run's: "
+                           f"--work auto, the run's work was {calibration.get('work')} iterations")
+        work = calibration["work"]
+    images = (([parsed["image"]] if parsed["image"] else parsed["base_images"])
+              if previous.backend_name == "docker" else ["local"])
+    return plans.Plan(build_points(parsed, host_cpus, work, images), parsed["repeat"],
+                      parsed["seed"])

@@ -7,6 +7,7 @@ because CI must prove the containers work.
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,23 @@ def docker_backend(engine, trial_image):
 
 
 def invoke(*args, cwd=PROJECT_ROOT, env=None, timeout=900):
-    """Run the real `invoke` command line as a user would; returns the CompletedProcess."""
+    """Run the real `invoke` command line as a user would; returns the CompletedProcess, with
+    `pid` set: containers it starts carry it as label multicore-lab.pid."""
     command = [str(Path(sys.executable).with_name("invoke")), *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, **(env or {})}) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    done.pid = process.pid
+    return done
+
+
+def containers_started_by(engine, pid, since):
+    """Containers created since `since` by the lab process `pid` (other tests may run beside)."""
+    return list(engine.events(since=since, until=int(time.time()) + 1, decode=True,
+                              filters={"type": "container", "event": "create",
+                                       "label": f"multicore-lab.pid={pid}"}))

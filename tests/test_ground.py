@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import time
 
 import pytest
 
@@ -38,15 +37,18 @@ def test_image_is_reused_when_the_code_is_unchanged(engine, trial_image):
 
 
 def test_lab_experiments_import_in_the_image_with_the_standard_library_alone(engine, trial_image):
+    # Foreign = loaded from an installed package's folder; the interpreter's own modules (Debian's
+    # sitecustomize included) and the lab's are fine.
     script = ("import sys, lab.experiments.__main__, lab.sysinfo\n"
               "from lab.experiments import EXPERIMENTS, load\n"
               "[load(name) for name in EXPERIMENTS]\n"
-              "foreign = sorted({m.split('.')[0] for m in sys.modules}"
-              " - set(sys.stdlib_module_names) - {'lab', '__main__'})\n"
-              "print(foreign)\n")
+              "foreign = sorted(name for name, m in list(sys.modules.items())\n"
+              "    if any(p in (getattr(m, '__file__', None) or '')\n"
+              "           for p in ('site-packages', 'dist-packages')))\n"
+              "print(len(sys.modules) > 50, foreign)\n")
     output = engine.containers.run(trial_image.id, entrypoint=["python3", "-c", script],
                                    network_mode="none", remove=True).decode().strip()
-    assert output == "[]"
+    assert output == "True []"  # many modules loaded, none from an installed package
     missing = engine.containers.run(
         trial_image.id, entrypoint=["python3", "-c",
                                     "import importlib.util as u; print([m for m in "
@@ -109,35 +111,6 @@ def test_local_backend_pins_the_trial_process():
         outcome = backend.run(trial_spec(point), point.cpuset, None, 60)
         assert outcome.error is None, outcome.stderr_tail
         assert outcome.result["seen"]["affinity"] == cpuset
-
-
-BAD_INPUTS = [
-    (["--cpus", "0"], "--cpus '0': 0 CPUs is outside this host; allowed: 1 to"),
-    (["--cpus", str(HOST_CPUS + 1)], f"is outside this host; allowed: 1 to {HOST_CPUS}"),
-    (["--cpus", "a,b"], "'a' is not a whole number; allowed"),
-    (["--repeat", "0"], "--repeat '0': not allowed; allowed: a whole number of at least 1"),
-    (["--backend", "cloud"], "--backend 'cloud': unknown; allowed: auto, docker, local"),
-    (["--placement", "diagonal"], "--placement 'diagonal': unknown; allowed: spread, compact"),
-    (["--start-method", "clone"], "unknown; allowed: fork, spawn, forkserver"),
-    (["--variants", "strong,warp"], "--variants 'warp': unknown; allowed"),
-    (["--work", "-3"], "--work '-3': not allowed"),
-    (["--base-image", "Not An Image!"], "--base-image 'Not An Image!': not an image name"),
-]
-
-
-@pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_refused_before_anything_runs(engine, tmp_path, args, message):
-    results = tmp_path / "results"
-    time.sleep(1.05 - time.time() % 1)  # engine events have 1 s resolution: start a fresh second
-    since = int(time.time())
-    done = invoke("scale", "--results-dir", str(results), *args)
-    assert done.returncode == 2
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
-    assert not results.exists()  # no run folder, not even the results folder
-    created = list(engine.events(since=since, until=int(time.time()) + 1, decode=True,
-                                 filters={"type": "container", "event": "create"}))
-    assert created == []
 
 
 def test_explicit_docker_backend_that_does_not_answer_is_refused(tmp_path):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 STDERR_TAIL_CHARS = 2000
 RUN_LABEL = "multicore-lab.run"  # every trial container carries its run id under this label
+PID_LABEL = "multicore-lab.pid"  # and the pid of the lab process that started it
 
 
 class BackendUnavailable(RuntimeError):

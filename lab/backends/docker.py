@@ -4,13 +4,15 @@ Lifecycle: create, start, wait with the trial's time limit, read exit code, OOMK
 then remove. Never `remove=True`: the engine would take the exit status and logs with it.
 """
 
+import contextlib
 import json
+import os
 import time
 
 import docker
 import requests
 
-from lab.backends import RUN_LABEL, BackendUnavailable, outcome_from
+from lab.backends import PID_LABEL, RUN_LABEL, BackendUnavailable, outcome_from
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 
@@ -33,6 +35,8 @@ class DockerBackend:
         self.client = client
         self.config = config  # the `docker` section of invoke.yaml
         self.images = {}      # point.image -> lab.image.ImageInfo, set before any trial
+        # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
+        self.uninterruptible = contextlib.nullcontext
 
     def describe(self):
         version = self.client.version()
@@ -65,7 +69,7 @@ class DockerBackend:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "user": TRIAL_USER,
-            "labels": labels or {},
+            "labels": {PID_LABEL: str(os.getpid()), **(labels or {})},
         }
         if quota is not None:
             options["nano_cpus"] = int(round(quota * 1e9))  # Docker's --cpus; never with cpu_quota
@@ -73,10 +77,14 @@ class DockerBackend:
 
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         started = time.perf_counter()
-        container = self.client.containers.create(
-            self._image(image).id, command=[json.dumps(spec)], detach=True,
-            **self.container_options(cpuset, quota, labels))
+        container = None
         try:
+            # Created and its id known, or not created: a Ctrl-C during the request must not
+            # leave a container the run cannot name (it waits for the end of this block).
+            with self.uninterruptible():
+                container = self.client.containers.create(
+                    self._image(image).id, command=[json.dumps(spec)], detach=True,
+                    **self.container_options(cpuset, quota, labels))
             container.start()
             timed_out = False
             try:
@@ -94,7 +102,8 @@ class DockerBackend:
                                 bool(state.get("OOMKilled")), host_seconds, time_limit_s)
         finally:
             try:
-                container.remove(force=True)
+                if container is not None:
+                    container.remove(force=True)
             except docker.errors.APIError:
                 pass  # already gone (e.g. the engine cleaned up); nothing left to keep
 

@@ -1,4 +1,5 @@
-"""The channels of the ipc experiment: made by the trial's parent, opened by each end in its process.
+"""The channels of the ipc experiment: made by the trial's parent, opened by each end in its own
+process.
 
 Standard library only. `Channel(kind, ...)` owns the OS resources of one one-way channel (or one
 duplex connection) and frees them in `close()`. `Channel.ends()` gives the producer's and the
@@ -41,17 +42,20 @@ def base_kind(kind):
 class Channel:
     """One channel instance, created in the trial's parent before any end starts."""
 
-    def __init__(self, kind, context, queue_maxsize=0, ring_bytes=None):
+    def __init__(self, kind, context, queue_maxsize=0, ring_bytes=None, pipe_buffer_bytes=None):
         self.kind = kind
         self.base = base = base_kind(kind)
         self.manager = None
         self.ring = None
+        self.pipe_buffer_bytes = None
         self._sockets = ()
         if base in ("pipe", "pipe_bytes"):
             self.a, self.b = context.Pipe(duplex=True)  # on Linux: a socketpair
         elif base in ("pipe_oneway", "os_pipe"):
             reader, writer = context.Pipe(duplex=False)  # an os.pipe()
             self.a, self.b = writer, reader
+            if base == "os_pipe" and pipe_buffer_bytes:
+                self.pipe_buffer_bytes = _grow_pipe(writer.fileno(), pipe_buffer_bytes)
         elif base == "unix_socket":
             self.a, self.b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self._sockets = (self.a, self.b)
@@ -111,6 +115,25 @@ class Channel:
             yield self.b.close
         for sock in self._sockets:
             yield sock.close
+
+
+def _grow_pipe(fd, wanted):
+    """Give the pipe a buffer of `wanted` bytes, or the most the system allows an unprivileged
+    process (/proc/sys/fs/pipe-max-size); returns the size it has."""
+    try:
+        import fcntl
+        set_size, get_size = fcntl.F_SETPIPE_SZ, fcntl.F_GETPIPE_SZ
+    except (ImportError, AttributeError):  # not Linux
+        return None
+    try:
+        fcntl.fcntl(fd, set_size, wanted)
+    except OSError:
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as limit:
+                fcntl.fcntl(fd, set_size, min(wanted, int(limit.read())))
+        except (OSError, ValueError):
+            pass
+    return fcntl.fcntl(fd, get_size)
 
 
 def pingpong_ends(channels):

@@ -28,7 +28,6 @@ TrialCheckFailed.
 """
 
 import itertools
-import math
 import os
 import random
 import signal
@@ -260,7 +259,7 @@ def receive_stream(port, cfg, phase, ends_counter, keep_every):
     mode = message_mode(cfg["codec"], cfg["batch"])
     P, C = cfg["producers"], cfg["consumers"]
     strict = C == 1  # a single consumer sees every producer's items contiguously
-    block = frame_bytes(cfg) if cfg["block_bytes"] else 0
+    block = cfg["block_bytes"]  # os_pipe: every block has this size, padded
     head, size = HEADER.size, cfg["item_bytes"]
     unpack = HEADER.unpack_from
     perf_counter = time.perf_counter
@@ -433,8 +432,11 @@ def process_cpu_seconds(pid):
 # Child processes
 
 
-def _die_with_parent():
-    """Ask Linux to kill this child when its parent dies, so a killed trial leaves no orphans."""
+def _die_with_parent(parent_pid):
+    """Ask Linux to kill this child when its parent dies, so a killed trial leaves no orphans.
+
+    `parent_pid` is the trial's pid where it is this child's parent (fork, spawn), None under
+    forkserver (the parent is the fork server, which exits with the trial)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -443,17 +445,17 @@ def _die_with_parent():
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError, ImportError):
         return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before prctl took effect (the trial may be pid 1: compare)
 
 
-def _child(role, cpu, barrier, results, body, *args):
+def _child(role, cpu, barrier, results, body, cfg, *args):
     """Common frame of every child: no orphans, pin, run `body`, report once, exit 1 on error."""
-    _die_with_parent()
+    _die_with_parent(cfg.get("parent_pid"))
     try:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
-        report = body(*args)
+        report = body(cfg, *args)
         report["role"] = role
         report["affinity"] = sorted(os.sched_getaffinity(0))
         results.put(report)

@@ -30,10 +30,12 @@ MIN_CAPACITY = 64
 
 # Waiting: a few busy re-checks (the other end is usually microseconds away), then give the CPU
 # away with sched_yield (both ends may share one CPU: spinning there only delays the other end),
-# and after a long wait sleep briefly and check the deadline and that the parent still lives.
+# then sleep in short naps, checking the deadline and that the parent still lives. The naps also
+# matter on one CPU: CFS may hand the CPU straight back to a task that yields while it is behind
+# in virtual runtime, a sleeping task it cannot.
 SPINS_BEFORE_YIELD = 64
-YIELDS_BEFORE_SLEEP = 20_000
-SLEEP_SECONDS = 0.0002
+YIELDS_BEFORE_SLEEP = 1_000
+SLEEP_SECONDS = 50e-6
 
 _yield = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 

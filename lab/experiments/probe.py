@@ -1,21 +1,89 @@
 """Probe: trials that exercise the lab itself (what a trial sees; how failures are recorded).
 
-  seen      do nothing timed: the record's `seen` is the point (affinity, counts, cgroup)
-  sleep     sleep `params.seconds` (a trial that overruns its time limit)
-  exit      exit with `params.code` without a result line (a crashing trial)
-  allocate  touch `params.mib` MiB of memory (a trial killed past its memory limit)
+  seen       do nothing timed: the record's `seen` is the point (affinity, counts, cgroup)
+  sleep      sleep `params.seconds` (a trial that overruns its time limit)
+  exit       exit with `params.code` without a result line (a crashing trial)
+  allocate   touch `params.mib` MiB of memory (a trial killed past its memory limit)
+  isolation  what the trial can reach: a TCP connect to `params.host`:`params.port`, a file
+             created in each of `params.paths`, its uid/gid, how `/` is mounted, its capabilities
+  echo       the trial spec as the trial received it (argv and params), and whether
+             `params.marker` exists: specs travel as data, never as shell text
 """
 
+import errno
 import os
+import socket
+import sys
 import time
 
 NAME = "probe"
-VARIANTS = ("seen", "sleep", "exit", "allocate")
+VARIANTS = ("seen", "sleep", "exit", "allocate", "isolation", "echo")
+
+
+def _errno_name(error):
+    return errno.errorcode.get(error.errno, str(error.errno)) if error.errno else type(error).__name__
+
+
+def _connect(host, port, timeout=3.0):
+    """'connected', or the errno name (ENETUNREACH, ECONNREFUSED ...) of the failed connect."""
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return "connected"
+    except socket.timeout:
+        return "timeout"
+    except OSError as error:
+        return _errno_name(error)
+
+
+def _write(directory):
+    """'ok' when a new file can be created in `directory` (then removed), else the errno name."""
+    path = os.path.join(directory, f".probe-{os.getpid()}")
+    try:
+        with open(path, "x") as handle:
+            handle.write("probe")
+    except OSError as error:
+        return _errno_name(error)
+    os.unlink(path)
+    return "ok"
+
+
+def _root_mount():
+    """The mount options of `/` as /proc/mounts lists it (the last mount on / wins)."""
+    options = None
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if len(fields) > 3 and fields[1] == "/":
+                options = fields[3].split(",")
+    return options
+
+
+def _status_fields(names):
+    found = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in names:
+                found[key] = value.strip()
+    return found
+
+
+def _isolation(params):
+    paths = params.get("paths") or ["/"]
+    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+            "groups": os.getgroups(), "home": os.path.expanduser("~"),
+            "connect": _connect(params["host"], params["port"]) if params.get("host") else None,
+            "writes": {path: _write(path) for path in paths},
+            "owned": {path: os.stat(path).st_uid == os.getuid() for path in paths
+                      if os.path.exists(path)},
+            "root_mount": _root_mount(),
+            "status": _status_fields({"CapEff", "CapPrm", "CapBnd", "NoNewPrivs"})}
 
 
 def run_trial(spec):
     variant, params = spec["variant"], spec.get("params", {})
     start = time.perf_counter()
+    check = {}
     if variant == "sleep":
         time.sleep(float(params.get("seconds", 1.0)))
     elif variant == "exit":
@@ -25,5 +93,11 @@ def run_trial(spec):
         block = bytearray(mib * 1024 * 1024)
         for offset in range(0, len(block), 4096):  # touch every page so it is really resident
             block[offset] = 1
+    elif variant == "isolation":
+        check = _isolation(params)
+    elif variant == "echo":
+        marker = params.get("marker")
+        check = {"argv": sys.argv[1:], "params": params,
+                 "marker_exists": os.path.exists(marker) if marker else None}
     return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time(),
-            "metrics": {}, "check": {}}
+            "metrics": {}, "check": check}
