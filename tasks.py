@@ -3,6 +3,7 @@
 Thin on purpose: flags and invoke.yaml become options, the `lab` package does the work.
 """
 
+import signal
 import sys
 
 from invoke import Exit, task
@@ -20,6 +21,8 @@ SHARED_HELP = {
     "seed": "seed of the shuffle within rounds (default: random, recorded)",
     "dry_run": "print the plan and its estimated duration; run nothing",
     "results_dir": "where run folders go (default results/)",
+    "plan": "rerun the matrix of a run's plan.json (e.g. results/<run>/plan.json) here: same "
+            "points, seed and repeat, in a new run folder",
     "resume": "finish run RUN (a run id, 'latest' or a path): only its missing and cut-off "
               "trials run, from the run's own plan and image, into the same folder",
 }
@@ -46,15 +49,27 @@ def _fail(error):
     raise Exit(f"error: {error}", code=2)
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def _guarded(function, *args, **kwargs):
-    """Bad input and unavailable images end in one line and exit 2, before anything runs."""
+    """Bad input and unavailable images end in one line and exit 2, before anything runs.
+    SIGTERM is Ctrl-C here, so building or calibrating stops cleanly (containers removed); once
+    trials run, lab.runs catches both and keeps what was measured."""
     from lab.image import ImageError
     from lab.options import BadInput
     from lab.runfolder import RunFolderError
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return function(*args, **kwargs)
     except (BadInput, ImageError, RunFolderError) as error:
         _fail(error)
+    except KeyboardInterrupt:
+        raise Exit("interrupted before any trial ran: no run folder was written", code=130)
+    finally:
+        if signal.getsignal(signal.SIGTERM) is _interrupt:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @task(help={**SHARED_HELP,
@@ -63,7 +78,7 @@ def _guarded(function, *args, **kwargs):
             "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations"})
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
           placement=None, start_method=None, backend=None, base_image=None, image=None,
-          seed=None, results_dir=None, dry_run=False, resume=None):
+          seed=None, results_dir=None, dry_run=False, resume=None, plan=None):
     """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
     from lab import scale as scale_task
     config = _lab_config(c, results_dir=results_dir)
@@ -76,7 +91,7 @@ def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repe
         "start_method": _or(start_method, config["start_method"]),
         "backend": _or(backend, config["backend"]), "base_image": _or(base_image, config["base_image"]), "image": image,
         "seed": seed if seed is not None else config["seed"], "dry_run": dry_run,
-        "resume": resume, "given": _given(
+        "resume": resume, "plan": plan, "given": _given(
             cpus=cpus, quota=quota, variants=variants, workers=workers, work=work, repeat=repeat,
             placement=placement, start_method=start_method, backend=backend,
             base_image=base_image, image=image, seed=seed),
@@ -101,7 +116,7 @@ def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repe
 def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None, batches=None,
         ends=None, end_placement=None, patterns=None, timing=None, bytes_per_trial=None,
         repeat=None, placement=None, start_method=None, backend=None, base_image=None,
-        image=None, seed=None, results_dir=None, dry_run=False, resume=None):
+        image=None, seed=None, results_dir=None, dry_run=False, resume=None, plan=None):
     """Pipe vs Queue vs JoinableQueue and the channels beyond them, per CPU count and placement."""
     from lab import ipc as ipc_task
     config = _lab_config(c, results_dir=results_dir)
@@ -116,7 +131,7 @@ def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None
         "start_method": start_method or config["start_method"],
         "backend": backend or config["backend"], "base_image": base_image or config["base_image"],
         "image": image, "seed": seed if seed is not None else config["seed"], "dry_run": dry_run,
-        "resume": resume, "given": sorted(n for n, v in {**flags, "repeat": repeat,
+        "resume": resume, "plan": plan, "given": sorted(n for n, v in {**flags, "repeat": repeat,
                                           "placement": placement, "start_method": start_method,
                                           "backend": backend, "base_image": base_image,
                                           "image": image, "seed": seed}.items() if v is not None),

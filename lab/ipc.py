@@ -154,6 +154,8 @@ def run(opts, config, say=print):
         return runs.resume_task(TASK, opts, config, lambda previous: estimator(
             previous.meta.get("backend", {}).get("backend", "docker")),
             build=_build_report, plan_of_flags=None, say=say)
+    if opts.get("plan"):
+        return runs.rerun_task(TASK, opts, config, estimator, build=_build_report, say=say)
     host_cpus = topology.read_cpus()
     parsed = validate(opts, len(host_cpus))
     check_writable(config["results_dir"])

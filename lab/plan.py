@@ -39,6 +39,21 @@ class Point:
         workers = "wdefault" if self.workers is None else f"w{self.workers}"
         return f"{self.experiment}.{self.variant}.{limit}.{workers}.{digest[:6]}"
 
+    @property
+    def label(self):
+        """What a person reads in the progress line: the point's variant and what varies."""
+        limit = f"quota {self.quota:g}" if self.limit == "quota" else f"cpus {self.cpus}"
+        p = self.params_dict
+        if self.experiment == "ipc":
+            size = f"{p.get('size_bytes')} B" if p.get("size_bytes") else "small ints"
+            ends = f" {p.get('producers')}:{p.get('consumers')}" if (
+                p.get("producers"), p.get("consumers")) != (1, 1) else ""
+            batch = f" batch {p.get('batch')}" if p.get("batch", 1) != 1 else ""
+            return (f"{self.variant} {p.get('pattern')} {p.get('messages')} x {size}{batch}{ends},"
+                    f" {limit}, ends {p.get('placement')}")
+        workers = "Pool() default" if self.workers is None else self.workers
+        return f"{self.experiment} {self.variant}, {limit}, workers {workers}"
+
     def as_dict(self):
         data = asdict(self)
         data["cpuset"] = list(self.cpuset)

@@ -133,8 +133,7 @@ class Progress:
         self.observed[trial.point.point_id] = record["host_seconds"]
         status = f"{record['seconds']:.3f} s" if record["ok"] else f"FAILED: {record['error']}"
         self.say(f"[{index}/{self.total}] round {trial.round + 1}/{rounds}"
-                 f"{' (warm-up)' if trial.warmup else ''} {trial.point.point_id} "
-                 f"cpus={trial.point.cpus} workers={trial.point.workers}: {status}"
+                 f"{' (warm-up)' if trial.warmup else ''} {trial.point.label}: {status}"
                  f" · ~{_format_duration(self.left_seconds(remaining))} left")
 
 

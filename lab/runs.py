@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import hostinfo, plan as plans, runfolder, runner, topology
+from lab import checks, hostinfo, plan as plans, runfolder, runner, topology
 from lab.backends import BackendUnavailable, choose_backend
 from lab.options import BadInput
 
@@ -133,18 +133,32 @@ def _next_step(task, folder, status, say):
 
 def _run_trials(task, plan, backend, folder, host_name, config, estimate, say, done=(),
                 guard=None):
-    """execute() with the folder held, the disk reserve set, and the next step said."""
+    """execute() with the folder held, the disk reserve set, the system checked before and after
+    (load, swap, governor: warnings kept in meta.json), and the next step said."""
     say = quiet_failures(say)
+    snapshot = checks.before()
     try:
         folder.reserve_space()
         status = runner.execute(plan, backend, folder, host_name,
                                 float(config.get("trial_time_limit_s", 600)), estimate, say=say,
                                 done=done, guard=guard)
+        _record_system_warnings(folder, checks.after(snapshot), say)
     finally:
         folder.release_reserve()
         folder.unlock()
     _next_step(task, folder, status, say)
     return status
+
+
+def _record_system_warnings(folder, warnings, say):
+    """Add the run-level warnings to meta.json (a resumed run keeps those of its first part)."""
+    if not warnings:
+        return
+    try:
+        known = folder.read_meta().get("warnings") or []
+        folder.update_meta(warnings=known + [w for w in warnings if w not in known])
+    except (OSError, ValueError) as error:
+        say(f"WARNING: could not record the system checks in {folder.meta_path}: {error}")
 
 
 @contextmanager
@@ -520,3 +534,65 @@ def build_report(build, folder, say=print):
         say(f"could not write the report of {folder.run_id}: {runner._reason(error, None)}; "
             f"redraw it later with `invoke report {folder.run_id}`")
         return None
+
+
+# --- rerun a recorded plan elsewhere (--plan) ---------------------------------------------------
+
+def plan_from_file(task, path, cpus, backend_name, base_image):
+    """The plan of a run's plan.json, to run again here: same points, seed and repeat.
+
+    Refused in one line when the file is not a plan of `task` or asks for CPUs this host lacks.
+    Points keep their images (base names, rebuilt here from this code); on the local backend
+    they run as "local", and a point recorded on the local backend runs on `base_image`."""
+    try:
+        data = json.loads(Path(path).read_text())
+        stored = load_plan(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BadInput(f"--plan {path}: not a readable plan.json ({error}); allowed: the "
+                       f"plan.json of a run folder") from None
+    if data.get("task") != task:
+        raise BadInput(f"--plan {path}: a plan of `invoke {data.get('task')}`, not of "
+                       f"`invoke {task}`")
+    usable = {c.id for c in cpus}
+    points = []
+    for point in stored.points:
+        missing = sorted(set(point.cpuset) - usable)
+        if missing:
+            raise BadInput(f"--plan {path}: point {point.point_id} is pinned to CPUs "
+                           f"{','.join(map(str, point.cpuset))}, this host lacks "
+                           f"{','.join(map(str, missing))}; allowed: CPUs "
+                           f"{','.join(map(str, sorted(usable)))}")
+        if backend_name == "local" and point.quota is not None:
+            raise BadInput(f"--plan {path}: point {point.point_id} has a CPU quota, which the "
+                           f"local backend cannot set; use --backend docker")
+        image = "local" if backend_name == "local" else (
+            base_image if point.image in ("", "local") else point.image)
+        points.append(plans.make_point(**{**point.as_dict(), "image": image}))
+    return plans.Plan(points, stored.repeat, stored.seed, stored.discard_first_round)
+
+
+def rerun_task(task, opts, config, estimate_of, build=None, say=print):
+    """`invoke TASK --plan PLAN.json`: the recorded matrix, run anew into a new run folder."""
+    path = opts["plan"]
+    shaping = sorted(set(opts.get("given") or ()) - {"backend", "base_image", "image", "plan"})
+    if shaping:
+        raise BadInput(f"--plan {path}: the matrix comes from the plan; leave out "
+                       f"--{shaping[0].replace('_', '-')}")
+    runfolder.check_writable(config["results_dir"])
+    cpus = topology.read_cpus()
+    prepared = prepare_backend(opts["backend"], config, say)
+    name = prepared.backend.name
+    plan = plan_from_file(task, path, cpus, name, opts["base_image"])
+    estimate = estimate_of(name)
+    if opts.get("dry_run"):
+        dry_run(plan, estimate, say)
+        return 0
+    bases = list(dict.fromkeys(p.image for p in plan.points))
+    ready_images(prepared.backend, bases, opts.get("image"), say)
+    if opts.get("image"):  # a ready image stands in for every base of the plan
+        plan = plans.Plan([plans.make_point(**{**p.as_dict(), "image": opts["image"]})
+                           for p in plan.points], plan.repeat, plan.seed, plan.discard_first_round)
+    folder, status = perform(task, plan, prepared, config, estimate,
+                             extra_meta={"plan_source": str(Path(path).resolve())}, say=say)
+    failed = build_report(build, folder, say) if build is not None else 0
+    return runner.exit_code(status, failed or 0)

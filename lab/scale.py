@@ -108,6 +108,9 @@ def run(opts, config, say=print):
     """The whole task; returns the process exit code."""
     if opts.get("resume") is not None:
         return resume(opts, config, say)
+    if opts.get("plan"):
+        return runs.rerun_task(TASK, opts, config, lambda backend_name: estimator(
+            backend_name, 1 / NOMINAL_ITERATIONS_PER_SECOND), build=_build_report, say=say)
     from lab.runfolder import check_writable
     host_cpus = topology.read_cpus()
     parsed = validate(opts, len(host_cpus))
