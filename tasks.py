@@ -12,7 +12,7 @@ SHARED_HELP = {
     "cpus": "CPU counts, e.g. 1,2,4 or 'all' (1,2,4 ... up to this host); each point gets a cpuset",
     "quota": "CFS quotas in CPUs (Docker --cpus), e.g. 0.5,1.5: points limited by quota",
     "placement": "spread (one CPU per physical core first) or compact (SMT siblings together)",
-    "repeat": "measured rounds per point (one more warm-up round is run and discarded)",
+    "repeat": "measured rounds per point (a warm-up round runs first: kept, marked, left out of the statistics)",
     "start_method": "multiprocessing start method: fork, spawn or forkserver",
     "backend": "auto (Docker when an engine answers, else local), docker, or local",
     "base_image": "base(s) of the trial image, comma-separated (points run on each); "
@@ -141,7 +141,7 @@ def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None
         raise Exit(code=code)
 
 
-@task(help={"run": "run id under results/, 'latest' (default), or a run folder's path",
+@task(help={"run": "run id under results/, 'latest', or a run folder's path",
             "results_dir": SHARED_HELP["results_dir"]})
 def report(c, run, results_dir=None):
     """Redraw summary.csv, charts and report.md of a run from its raw.jsonl (runs nothing)."""
@@ -167,10 +167,6 @@ def info(c):
     info_module.show(_lab_config(c))
 
 
-if __name__ == "__main__":
-    sys.exit("run tasks with `invoke`, e.g. `invoke scale`")
-
-
 @task(help={"run_a": "the first run (A): a run id under results/, 'latest', or a run folder's path",
             "run_b": "the second run (B), the same way; ratios are B / A",
             "results_dir": SHARED_HELP["results_dir"] + "; the comparison goes to "
@@ -180,3 +176,7 @@ def compare(c, run_a, run_b, results_dir=None):
     from lab import compare as compare_module
     config = _lab_config(c, results_dir=results_dir)
     _guarded(compare_module.run, config["results_dir"], run_a, run_b)
+
+
+if __name__ == "__main__":
+    sys.exit("run tasks with `invoke`, e.g. `invoke scale`")

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.sysinfo import parse_cpu_list
+
 LOAD_PER_CPU = 0.5    # load average over this many runnable tasks per CPU: the machine was busy
 CV_WIDE = 0.10        # a point's coefficient of variation above this: spread too wide
 CV_FEW = 0.05         # ... above this with fewer than MIN_REPEATS trials: too few repeats
@@ -47,21 +49,10 @@ def _cpu_dirs(root):
         return []
 
 
-def parse_cpu_list(text):
-    """'0-3,6' -> [0, 1, 2, 3, 6] (the kernel's cpu list format)."""
-    cpus = []
-    for part in (text or "").strip().split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        cpus += range(int(low), int(high or low) + 1)
-    return cpus
-
-
 def online_cpus(root="/"):
     """CPUs online under `root` (sys/devices/system/cpu/online), else os.cpu_count()."""
     try:
-        cpus = parse_cpu_list(_read(root, "sys/devices/system/cpu/online"))
+        cpus = parse_cpu_list(_read(root, "sys/devices/system/cpu/online") or "")
     except ValueError:
         cpus = []
     return len(cpus) or os.cpu_count() or 1

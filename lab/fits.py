@@ -86,7 +86,8 @@ def fit_amdahl(cpus, speedups):
     pairs = _pairs(cpus, speedups)
     counts = {c for c, _ in pairs}
     if len(counts) < 2 or max(counts, default=0) <= 1:
-        return Fit(False, None, len(counts), "needs speedups at two or more CPU counts, one above 1")
+        return Fit(False, None, len(counts),
+                   "needs speedups at two or more CPU counts, one above 1")
     x, y = zip(*pairs)
     (s,), _ = curve_fit(amdahl_speedup, np.array(x), np.array(y), p0=[0.05], bounds=(0.0, 1.0))
     return Fit(True, float(s), len(counts), rmse=_residual(amdahl_speedup, x, y, s))

@@ -176,21 +176,33 @@ def ends_chart(table, folder, title_suffix=""):
 CHARTS = (channels_chart, latency_chart, sizes_chart, batch_chart, ends_chart)
 
 
+def _count_label(value, _position):
+    for unit, factor in (("M", 1e6), ("k", 1e3)):
+        if value >= factor:
+            return f"{value / factor:g}{unit}"
+    return f"{value:g}"
+
+
 def compare_chart(table, label_a, label_b, folder):
-    """Messages/s of both runs per common IPC point: paired horizontal bars (A, B), whiskers the
-    order-statistic interval of each median (its coverage depends on the trial count)."""
+    """Messages/s of both runs per common IPC point: a dot per run and point (A circles, B
+    squares) on a log axis, whiskers the order-statistic interval of each median (its coverage
+    depends on the trial count). Dots, not bars: a bar's length on a log axis means nothing."""
     rows = table.iloc[::-1]
     height = max(3.0, 0.45 * len(rows) + 1.6)
     figure, axes = plt.subplots(figsize=(9.5, height))
     ys = np.arange(len(rows))
-    for offset, side, label, color in ((0.2, "a", label_a, "C0"), (-0.2, "b", label_b, "C1")):
+    for offset, side, label, color, marker in ((0.15, "a", label_a, "C0", "o"),
+                                               (-0.15, "b", label_b, "C1", "s")):
         medians = rows[f"median_{side}"].to_numpy(float)
         low = np.nan_to_num(medians - rows[f"median_{side}_ci_low"].to_numpy(float), nan=0.0)
         high = np.nan_to_num(rows[f"median_{side}_ci_high"].to_numpy(float) - medians, nan=0.0)
-        axes.barh(ys + offset, medians, height=0.38, color=color, label=label,
-                  xerr=np.clip([low, high], 0, None), capsize=2)
+        axes.errorbar(medians, ys + offset, xerr=np.clip([low, high], 0, None), fmt=marker,
+                      color=color, capsize=3, markersize=6, label=label)
     axes.set_yticks(ys, list(rows["label"]), fontsize=8)
     axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_count_label))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_count_label))
+    axes.tick_params(axis="x", which="minor", labelsize=7)
     axes.set_xlabel(f"{rows['measure'].iloc[0].replace('_', ' ')} ({rows['unit'].iloc[0]}, "
                     f"median; log scale)")
     axes.set_title("IPC throughput of both runs\nwhiskers: the median's order-statistic interval",

@@ -94,12 +94,12 @@ def headlines(table):
     for (cpus, placement), group in small.groupby(["cpus", "param.placement"]):
         rate = group.set_index("variant")["messages_per_second"]
         if {"shm_ring", "queue"} <= set(rate.index):
-            out.append(f"{cpus} CPUs, ends {placement}: shared-memory ring "
+            out.append(f"{_cpus(cpus)}, ends {placement}: shared-memory ring "
                        f"{rate['shm_ring'] / rate['queue']:.1f}x the messages/s of Queue() "
                        f"({rate['shm_ring']:,.0f} vs {rate['queue']:,.0f})")
         if {"pipe", "queue"} <= set(rate.index):
             faster = "faster" if rate["pipe"] > rate["queue"] else "slower"
-            out.append(f"{cpus} CPUs, ends {placement}: Pipe() is {faster} than Queue(), "
+            out.append(f"{_cpus(cpus)}, ends {placement}: Pipe() is {faster} than Queue(), "
                        f"{rate['pipe'] / rate['queue']:.2f}x its messages/s")
     big = table[(table["param.pattern"] == "stream") & (table["param.size_bytes"] == 64 * 1024)
                 & (table["ends"] == "1:1") & (table["param.batch"] == 1)]
@@ -108,7 +108,11 @@ def headlines(table):
         if "os_pipe" in rate.index and len(rate) > 1:
             others = rate.drop("os_pipe")
             best = others.idxmax()
-            out.append(f"{cpus} CPUs, ends {placement}, 64 KiB: best channel {DISPLAY[best]} moves "
+            out.append(f"{_cpus(cpus)}, ends {placement}, 64 KiB: best channel {DISPLAY[best]} moves "
                        f"{others[best] / 1e9:.2f} GB/s, {others[best] / rate['os_pipe']:.0%} of "
                        f"raw os.pipe ({rate['os_pipe'] / 1e9:.2f} GB/s)")
     return out
+
+
+def _cpus(count):
+    return f"{count} CPU{'s' if count != 1 else ''}"

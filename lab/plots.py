@@ -142,8 +142,12 @@ def quota_chart(view, folder, title_suffix=""):
         tag = f", Python {python}" if several else ""
         style = ["-", "-."][p_index % 2]
         cpuset = rows[(rows["limit"] == "cpuset") & (rows["workers"] == rows["cpus"])]
-        left.plot(cpuset["resources"], cpuset["speedup"], marker="o", linestyle=style, color="C0",
-                  label=f"cpuset, workers = CPUs{tag}")
+        cpuset = cpuset.sort_values("resources")
+        left.errorbar(cpuset["resources"], cpuset["speedup"], capsize=3,
+                      yerr=_interval_error(cpuset["speedup"], cpuset["speedup_ci_low"],
+                                           cpuset["speedup_ci_high"]),
+                      marker="o", linestyle=style, color="C0",
+                      label=f"cpuset, workers = CPUs{tag}")
         quota = rows[rows["limit"] == "quota"]
         sized = quota[quota["workers"].notna()]
         sized = sized[sized["workers"] == np.ceil(sized["quota"])]
@@ -151,8 +155,10 @@ def quota_chart(view, folder, title_suffix=""):
         for color, name, curve in (("C1", "quota, workers = effective CPUs", sized),
                                    ("C3", "quota, workers = Pool() default", default)):
             curve = curve.sort_values("resources")
-            left.plot(curve["resources"], curve["speedup"], marker="s", linestyle=style,
-                      color=color, label=f"{name}{tag}")
+            left.errorbar(curve["resources"], curve["speedup"], capsize=3,
+                          yerr=_interval_error(curve["speedup"], curve["speedup_ci_low"],
+                                               curve["speedup_ci_high"]),
+                          marker="s", linestyle=style, color=color, label=f"{name}{tag}")
             bar_groups.append((f"{name.split(', ')[1]}{tag}", curve, color))
     width = 0.8 / max(1, len(bar_groups))
     quotas = sorted(view.loc[view["limit"] == "quota", "quota"].dropna().unique())
@@ -169,9 +175,11 @@ def quota_chart(view, folder, title_suffix=""):
     right.grid(alpha=0.3, axis="y")
     left.set_xlabel("CPUs: cpuset size, or quota in CPUs")
     left.set_ylabel("speedup (median T at 1 CPU / median T)")
-    left.set_title(f"cpuset against quota{title_suffix}")
+    left.set_title(f"cpuset against quota{title_suffix}\nerror bars: 95% bootstrap interval",
+                   fontsize=10)
     left.set_xlim(0, top + 0.2)
-    left.set_ylim(0, top * 1.1)
+    highest = float(np.nanmax(strong["speedup_ci_high"].to_numpy(float), initial=0.0))
+    left.set_ylim(0, min(max(top, highest) * 1.05 + 0.05, top * 2))
     left.grid(alpha=0.3)
     left.legend(fontsize=8, loc="upper left")
     return _save(figure, folder, "quota")

@@ -55,7 +55,8 @@ class Table:
         return (self.align[index] if index < len(self.align) else "r") if self.align else "r"
 
     def text(self):
-        widths = [max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(self.headers)]
+        widths = [max([len(h)] + [len(r[i]) for r in self.rows])
+                  for i, h in enumerate(self.headers)]
 
         def line(cells):
             return " ".join(c.ljust(w) if self._align(i) == "l" else c.rjust(w)
@@ -255,9 +256,10 @@ def facts(meta, trials, failed, folder):
     out.append(("lab", f"version {lab.get('version', '?')}, git commit "
                        f"{lab.get('git_commit') or 'unknown'}"))
     measured = results.measured(trials) if len(trials) else trials
+    warmup = int((trials["warmup"] == True).sum()) if len(trials) else 0  # noqa: E712
     out.append(("plan", f"seed {meta.get('seed')}, {meta.get('points_planned', '?')} points, "
                         f"{meta.get('trials_planned', '?')} trials planned, {len(trials)} recorded "
-                        f"({sum(trials['warmup'] == True) if len(trials) else 0} warm-up, "  # noqa: E712
+                        f"({warmup} warm-up, "
                         f"{len(measured)} measured, {failed} measured failed)"))
     if meta.get("calibration"):
         calibration = meta["calibration"]
@@ -292,7 +294,8 @@ def summary_line(meta, trials, failed, folder):
     host = meta.get("host") or {}
     pythons = ", ".join(sorted(str(p) for p in trials["python"].dropna().unique()))
     return (f"{meta.get('task') or 'run'} run, {meta.get('status') or 'status unknown'}: "
-            f"{len(trials)} trials ({failed} measured failed) on {host.get('cpu_model') or 'a host'}"
+            f"{len(trials)} trials ({failed} measured failed) on "
+            f"{host.get('cpu_model') or 'a host'}"
             f" with {host.get('usable_cpus', '?')} usable CPUs, "
             f"{(meta.get('backend') or {}).get('backend') or '?'} backend, Python {pythons}")
 
@@ -392,7 +395,8 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding
 margin-top:1.8em}p.lead{color:#57606a;margin-top:0}nav a{margin-right:1em}
 table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums;margin:.4em 0}
 th,td{border-bottom:1px solid #d8dee4;padding:3px 9px;vertical-align:top;white-space:nowrap}
-th{background:#f6f8fa}td.l:last-child{white-space:normal;min-width:14em}.l{text-align:left}.r{text-align:right}
+th{background:#f6f8fa}td.l:last-child{white-space:normal;min-width:14em}
+.l{text-align:left}.r{text-align:right}
 table.facts td{white-space:normal}table.facts td:first-child{color:#57606a;font-weight:600;
 width:12em}.scroll{overflow-x:auto}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:12.5px;border-radius:6px}
@@ -412,8 +416,8 @@ def _png_data_uri(path):
 def write_html(folder, report):
     """One self-contained file: inline CSS, charts as base64 PNG, no external resource."""
     e = html.escape
-    nav = [f'<a href="#facts">{e(report.facts_title.split(",")[0])}</a>', '<a href="#warnings">Warnings '
-           f'({len(report.warnings)})</a>']
+    nav = [f'<a href="#facts">{e(report.facts_title.split(",")[0])}</a>',
+           f'<a href="#warnings">Warnings ({len(report.warnings)})</a>']
     nav += [f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in report.sections]
     nav.append('<a href="#methods">How computed</a>')
     parts = [f"<h1>{e(report.title)}</h1>", f'<p class="lead">{e(report.summary_line)}</p>',

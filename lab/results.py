@@ -73,7 +73,8 @@ def point_stats(trials):
     failed count (lab.stats says how each is computed)."""
     keys = [c for c in POINT_COLUMNS if c in trials.columns]
     good = measured(trials)
-    rows = {point: stats.describe(seconds) for point, seconds in good.groupby("point_id")["seconds"]}
+    rows = {point: stats.describe(seconds)
+            for point, seconds in good.groupby("point_id")["seconds"]}
     stats_frame = pd.DataFrame.from_dict(rows, orient="index",
                                          columns=list(stats.describe([]).keys()))
     failed = trials[(trials["ok"] != True) & (trials["warmup"] == False)]  # noqa: E712

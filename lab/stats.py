@@ -131,7 +131,8 @@ class Difference:
 
 
 def smallest_p_value(n_a, n_b):
-    """Two-sided exact Mann-Whitney: all of one sample below all of the other, 2 / C(n_a+n_b, n_a)."""
+    """Two-sided exact Mann-Whitney when one sample lies wholly below the other:
+    2 / C(n_a + n_b, n_a)."""
     if n_a < 1 or n_b < 1:
         return math.nan
     return float(min(1.0, 2.0 / special.comb(n_a + n_b, n_a, exact=True)))

@@ -97,7 +97,8 @@ def test_usl_curve_gives_sigma_and_kappa_back():
     cpus = [1, 2, 4, 8, 16, 32, 64]
     fit = fits.fit_usl(cpus, fits.usl_speedup(cpus, 0.05, 0.002))
     assert fit.fitted
-    assert fit.sigma == pytest.approx(0.05, abs=1e-4) and fit.kappa == pytest.approx(0.002, abs=1e-5)
+    assert fit.sigma == pytest.approx(0.05, abs=1e-4)
+    assert fit.kappa == pytest.approx(0.002, abs=1e-5)
     assert fit.peak_cpus == pytest.approx(math.sqrt(0.95 / 0.002), rel=1e-3)
 
 
