@@ -85,17 +85,22 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
                       label="seed: cap 6 / ceil(6 / c)")
     if len(spread):
         axes.scatter([], [], s=10, color="grey", alpha=0.5, label="one trial (dot)")
-    axes.set_xlabel("CPUs (cpuset size)")
-    axes.set_ylabel("speedup, × (median T(1 CPU) / median T(c))")
     kinds = " and ".join(k for k, c in (("strong", "speedup"), ("weak", "scaled_speedup"))
                          if any(column == c for _, _, column in curves))
     axes.set_title(f"{kinds.capitalize() or 'Strong'} scaling: speedup{title_suffix}")
+    _speedup_axes(axes, max_cpus, top)
+    return _save(figure, folder, "speedup")
+
+
+def _speedup_axes(axes, max_cpus, top):
+    """Axes, ticks, limits, grid and legend shared by every speedup chart."""
+    axes.set_xlabel("CPUs (cpuset size)")
+    axes.set_ylabel("speedup, × (median T(1 CPU) / median T(c))")
     axes.set_xticks(range(1, max_cpus + 1))
     axes.set_xlim(0.8, max_cpus + 0.2)
     axes.set_ylim(0, max(max_cpus, top) * 1.1)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(figure, folder, "speedup")
 
 
 def efficiency_chart(summary, folder, title_suffix=""):
@@ -212,15 +217,9 @@ def compare_speedup_chart(summary_a, summary_b, label_a, label_b, folder):
                           markerfacecolor="white" if run_index else color,
                           label=f"{label}: {base}"
                                 + (" (scaled speedup)" if column == "scaled_speedup" else ""))
-    axes.set_xlabel("CPUs (cpuset size)")
-    axes.set_ylabel("speedup, × (median T(1 CPU) / median T(c))")
     axes.set_title("Speedup of both runs\nsolid: A, dashed: B; error bars: 95% bootstrap interval",
                    fontsize=11)
-    axes.set_xticks(range(1, max_cpus + 1))
-    axes.set_xlim(0.8, max_cpus + 0.2)
-    axes.set_ylim(0, max(max_cpus, top) * 1.1)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _speedup_axes(axes, max_cpus, top)
     return _save(figure, folder, "compare_speedup")
 
 

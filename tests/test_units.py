@@ -144,3 +144,14 @@ def test_unknown_schema_is_refused(tmp_path):
     raw.write_text(json.dumps({"schema": 99}) + "\n")
     with pytest.raises(runfolder.RunFolderError, match="schema 99"):
         runfolder.read_records(raw)
+
+
+def test_offline_base_without_root_or_debootstrap_says_what_to_do(monkeypatch):
+    from lab import image
+    monkeypatch.setattr(image.os, "geteuid", lambda: 1000)
+    with pytest.raises(image.ImageError, match="needs root"):
+        image.build_offline_base(None, "trixie", say=lambda *_: None)
+    monkeypatch.setattr(image.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(image.shutil, "which", lambda _name: None)
+    with pytest.raises(image.ImageError, match="apt-get install debootstrap"):
+        image.build_offline_base(None, "trixie", say=lambda *_: None)

@@ -54,7 +54,9 @@ def run(spec):
         result["error"] = f"check failed: {failure}"
         return result
     after = sysinfo.cpu_counters()
-    delta = sysinfo.counters_delta(before, after)
+    # An experiment that reads the counters around its own timed section says so; else the
+    # whole trial (start-up and warm-up included) is what the counters cover.
+    delta = outcome.pop("section_counters", None) or sysinfo.counters_delta(before, after)
     result.update(outcome)
     result["throttled_seconds"] = delta.get("throttled_seconds")
     result["nr_throttled"] = delta.get("nr_throttled")

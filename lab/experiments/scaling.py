@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import time
 
+from lab import sysinfo
 from lab.experiments import SpecError, TrialCheckFailed
 
 NAME = "scaling"
@@ -55,6 +56,21 @@ def check_chunks(chunks, expected_iterations):
     return {"iterations": iterations, "sum": total}
 
 
+class TimedSection:
+    """perf_counter around the parallel section, and the cgroup's CPU and throttling counters
+    read just outside it, so pool start and warm-up throttling are not charged to it."""
+
+    def __enter__(self):
+        self.counters_before = sysinfo.cpu_counters()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *_exc):
+        self.seconds = time.perf_counter() - self.start
+        self.counters = sysinfo.counters_delta(self.counters_before, sysinfo.cpu_counters())
+        return False
+
+
 def _pool_run(context, workers, timed_chunks, warm_chunks):
     """Start a pool, warm it untimed, then time the parallel section alone."""
     start = time.perf_counter()
@@ -62,14 +78,13 @@ def _pool_run(context, workers, timed_chunks, warm_chunks):
     pool_start_seconds = time.perf_counter() - start
     try:
         pool.map(spin, warm_chunks, chunksize=1)
-        start = time.perf_counter()
-        chunks = pool.map(spin, timed_chunks, chunksize=1)
-        seconds = time.perf_counter() - start
+        with TimedSection() as section:
+            chunks = pool.map(spin, timed_chunks, chunksize=1)
         workers_used = pool._processes  # the size Pool() chose when workers is None
     finally:
         pool.close()
         pool.join()
-    return chunks, seconds, pool_start_seconds, workers_used
+    return chunks, section, pool_start_seconds, workers_used
 
 
 def _process_worker(barrier, results, warm_iterations, iterations):
@@ -88,12 +103,11 @@ def _process_run(context, workers, work_per_worker, warm_iterations):
     for process in processes:
         process.start()
     barrier.wait()
-    released = time.perf_counter()
-    chunks = [results.get() for _ in processes]
-    seconds = time.perf_counter() - released
+    with TimedSection() as section:
+        chunks = [results.get() for _ in processes]
     for process in processes:
         process.join()
-    return chunks, seconds, released - start, workers
+    return chunks, section, section.start - start, workers
 
 
 def _calibrate(seconds_wanted):
@@ -125,9 +139,8 @@ def run_trial(spec):
     extra = {}
     if variant == "serial":
         spin(warm)
-        start = time.perf_counter()
-        chunks = [spin(work)]
-        seconds = time.perf_counter() - start
+        with TimedSection() as section:
+            chunks = [spin(work)]
         expected, workers_used = work, 1
     elif variant in ("strong", "weak", "seed"):
         if variant == "seed":
@@ -137,29 +150,29 @@ def run_trial(spec):
         else:
             timed = split_work(work, workers or _default_pool_size())
         warm_chunks = [max(1, warm // len(timed))] * len(timed)
-        chunks, seconds, pool_start, workers_used = _pool_run(context, workers, timed, warm_chunks)
+        chunks, section, pool_start, workers_used = _pool_run(context, workers, timed, warm_chunks)
         expected = sum(timed)
         extra["pool_start_seconds"] = {"value": pool_start, "unit": "s"}
     elif variant == "process":
         count = workers or _default_pool_size()
         timed = split_work(work, count)
-        chunks, seconds, start_seconds, workers_used = _process_run(
+        chunks, section, start_seconds, workers_used = _process_run(
             context, count, timed, max(1, warm // count))
         expected = work
         extra["process_start_seconds"] = {"value": start_seconds, "unit": "s"}
     else:
         raise SpecError(f"unknown variant {variant!r}")
     check = check_chunks(chunks, expected)
+    seconds = section.seconds
     metrics = {
         "iterations_per_second": {"value": expected / seconds, "unit": "1/s"},
         "workers_used": {"value": workers_used, "unit": "processes"},
         **extra,
     }
     return {"seconds": seconds, "cpu_seconds": sum(c[2] for c in chunks),
-            "metrics": metrics, "check": check}
+            "metrics": metrics, "check": check, "section_counters": section.counters}
 
 
 def _default_pool_size():
     """The size multiprocessing.Pool() picks on this Python (3.13 follows affinity)."""
-    from lab.sysinfo import seen  # local import: sysinfo reads /proc, only needed here
-    return seen()["pool_default_workers"]
+    return sysinfo.seen()["pool_default_workers"]
