@@ -43,6 +43,8 @@ class Point:
     def label(self):
         """What a person reads in the progress line: the point's variant and what varies."""
         limit = f"quota {self.quota:g}" if self.limit == "quota" else f"cpus {self.cpus}"
+        if self.image and self.image != "local":  # which base (Python) when a run has several
+            limit += f", on {self.image.rsplit('/', 1)[-1]}"
         p = self.params_dict
         if self.experiment == "ipc":
             size = f"{p.get('size_bytes')} B" if p.get("size_bytes") else "small ints"

@@ -164,18 +164,20 @@ def quota_chart(view, folder, title_suffix=""):
                           yerr=_interval_error(curve["speedup"], curve["speedup_ci_low"],
                                                curve["speedup_ci_high"]),
                           marker="s", linestyle=style, color=color, label=f"{name}{tag}")
-            bar_groups.append((f"{name.split(', ')[1]}{tag}", curve, color))
+            bar_groups.append((f"{name.split(', ')[1]}{tag}", curve, color, p_index))
     width = 0.8 / max(1, len(bar_groups))
     quotas = sorted(view.loc[view["limit"] == "quota", "quota"].dropna().unique())
-    for index, (name, curve, color) in enumerate(bar_groups):
+    for index, (name, curve, color, p_index) in enumerate(bar_groups):
         positions = [quotas.index(q) + (index - (len(bar_groups) - 1) / 2) * width
                      for q in curve["quota"]]
         right.bar(positions, curve["throttled_median_s"].fillna(0), width=width, color=color,
-                  alpha=0.5 + 0.5 * (index % 2), label=name)
+                  alpha=0.5 + 0.5 * (index % 2), hatch="//" if p_index else None,
+                  edgecolor="black" if p_index else None, linewidth=0.3, label=name)
     right.set_xticks(range(len(quotas)), [f"{q:g}" for q in quotas])
     right.set_xlabel("CFS quota (CPUs, Docker --cpus)")
     right.set_ylabel("throttled time per trial (s, median)")
-    right.set_title("CFS throttling under a quota")
+    right.set_title("CFS throttling under a quota" + ("\nhatched: the second Python"
+                                                     if several else ""))
     right.legend(fontsize=8)
     right.grid(alpha=0.3, axis="y")
     left.set_xlabel("CPUs: cpuset size, or quota in CPUs")
