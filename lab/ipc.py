@@ -38,7 +38,7 @@ def parse_size(flag, item):
 def parse_ends(text):
     """'1:1,2:2,4:1' -> [(1, 1), (2, 2), (4, 1)]: producers:consumers."""
     ends = []
-    for item in options._items("--ends", text):
+    for item in options.list_items("--ends", text):
         match = re.fullmatch(r"(\d+):(\d+)", item)
         if not match or min(int(match.group(1)), int(match.group(2))) < 1:
             raise BadInput(f"--ends {item!r}: not allowed; allowed: producers:consumers such as "
@@ -56,7 +56,7 @@ def validate(opts, host_cpus):
         else options.choices("--channels", channels, allowed),
         "messages": options.positive_ints("--messages", opts["messages"]),
         "round_trips": options.positive_int("--round-trips", opts["round_trips"]),
-        "sizes": sorted({parse_size("--sizes", s) for s in options._items("--sizes", opts["sizes"])}),
+        "sizes": sorted({parse_size("--sizes", s) for s in options.list_items("--sizes", opts["sizes"])}),
         "batches": options.positive_ints("--batches", opts["batches"]),
         "ends": parse_ends(opts["ends"]),
         "end_placements": options.choices("--end-placement", opts["end_placement"], END_PLACEMENTS),

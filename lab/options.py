@@ -14,7 +14,8 @@ class BadInput(ValueError):
     """A flag value the lab refuses; the message is the one line the user sees."""
 
 
-def _items(flag, text):
+def list_items(flag, text):
+    """The comma-separated items of a flag's value; an empty item is refused."""
     if isinstance(text, (list, tuple)):
         items = [str(item).strip() for item in text]
     else:
@@ -33,7 +34,7 @@ def cpu_counts(text, host_cpus, flag="--cpus"):
             c *= 2
         return counts + [host_cpus]
     counts = []
-    for item in _items(flag, text):
+    for item in list_items(flag, text):
         if not re.fullmatch(r"\d+", item):
             raise BadInput(f"{flag} {text!r}: {item!r} is not a whole number; "
                            f"allowed: whole CPU counts from 1 to {host_cpus}, or 'all'")
@@ -50,7 +51,7 @@ def quotas(text, host_cpus):
     if text in (None, "", "none"):
         return []
     values = []
-    for item in _items("--quota", text):
+    for item in list_items("--quota", text):
         try:
             value = float(item)
         except ValueError:
@@ -70,7 +71,7 @@ def positive_int(flag, value, allowed="a whole number of at least 1"):
 
 
 def positive_ints(flag, text, allowed="whole numbers of at least 1"):
-    return sorted({positive_int(flag, item, allowed) for item in _items(flag, text)})
+    return sorted({positive_int(flag, item, allowed) for item in list_items(flag, text)})
 
 
 def choice(flag, value, allowed):
@@ -80,7 +81,7 @@ def choice(flag, value, allowed):
 
 
 def choices(flag, text, allowed):
-    items = _items(flag, text)
+    items = list_items(flag, text)
     for item in items:
         choice(flag, item, allowed)
     return list(dict.fromkeys(items))  # keep order, drop repeats
@@ -88,7 +89,7 @@ def choices(flag, text, allowed):
 
 def workers(text):
     """'cpus' (workers = CPU count), 'default' (Pool()'s own size), or whole numbers."""
-    items = _items("--workers", text)
+    items = list_items("--workers", text)
     result = []
     for item in items:
         if item in ("cpus", "default"):
@@ -106,7 +107,7 @@ _IMAGE_NAME = re.compile(
 
 def image_names(flag, text):
     """Docker image references ('multicore-lab-base:trixie', 'python:3.13-slim'), checked to parse."""
-    names = _items(flag, text)
+    names = list_items(flag, text)
     for name in names:
         if not _IMAGE_NAME.match(name):
             raise BadInput(f"{flag} {name!r}: not an image name; allowed: names like "

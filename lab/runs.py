@@ -87,7 +87,7 @@ def dry_run(plan, estimate, say=print):
     """Print the plan and its estimated duration; run nothing, write nothing."""
     total = sum(estimate(t.point) for t in plan.trials)
     say(f"plan: {len(plan.points)} points x {plan.rounds} rounds "
-        f"({'first round is a discarded warm-up, ' if plan.discard_first_round else ''}"
+        f"({'first round is a warm-up, left out of the statistics; ' if plan.discard_first_round else ''}"
         f"seed {plan.seed}) = {len(plan.trials)} trials, about {format_duration(total)}")
     for point in plan.points:
         say(f"  {point.point_id}: {point.variant} limit={point.limit} cpus={point.cpus} "
