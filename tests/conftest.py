@@ -32,14 +32,14 @@ def engine():
 @pytest.fixture(scope="session")
 def trial_image(engine):
     """The offline base (debootstrap) and the trial image, as `invoke build` makes them."""
-    from lab.image import ensure_image
+    from lab.backends.image import ensure_image
     return ensure_image(engine, BASE_IMAGE, say=lambda *_: None)
 
 
 @pytest.fixture(scope="session")
 def bookworm_image(engine):
     """A Python 3.11 trial image on Debian bookworm (built offline), for what 3.13 changed."""
-    from lab.image import ensure_image
+    from lab.backends.image import ensure_image
     return ensure_image(engine, "multicore-lab-base:bookworm", say=lambda *_: None)
 
 

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from lab import plan as plans, runs
+from lab.run import plan as plans, session as runs
 from lab.backends.local import LocalBackend
-from lab.runner import trial_spec
+from lab.run.runner import trial_spec
 from tests.conftest import BASE_IMAGE, invoke
+from tests.probe_family import ProbeFamily
 
 HOST_CPUS = len(os.sched_getaffinity(0))
 
@@ -31,7 +32,7 @@ def test_offline_base_and_image_are_built(engine, trial_image):
 
 
 def test_image_is_reused_when_the_code_is_unchanged(engine, trial_image):
-    from lab.image import ensure_image
+    from lab.backends.image import ensure_image
     again = ensure_image(engine, BASE_IMAGE, say=lambda *_: None)
     assert again.id == trial_image.id and again.built_seconds is None
 
@@ -85,8 +86,7 @@ def test_timeout_crash_and_oom_are_recorded_while_the_others_finish(docker_backe
               probe_point("seen")]
     plan = plans.Plan(points, repeat=1, seed=5, discard_first_round=False)
     config = {"results_dir": str(tmp_path), "trial_time_limit_s": 5}
-    prepared = runs.Prepared(docker_backend, [])
-    folder, status = runs.perform("probe", plan, prepared, config, lambda p: 1.0,
+    folder, status = runs.perform(ProbeFamily(), plan, docker_backend, config, {},
                                   say=lambda *_: None)
     assert status == "complete"
     records = {r["variant"]: r for r in map(json.loads, folder.raw_path.read_text().splitlines())}

@@ -81,7 +81,7 @@ def test_a_channel_that_drops_a_message_is_a_failed_trial_not_a_number(engine, t
                                                                        tmp_path):
     done = invoke("ipc", "--cpus", "1", "--channels", "test_drop_one", "--messages", "2000",
                   "--sizes", "0", "--patterns", "stream", "--repeat", "1", "--backend", "docker",
-                  "--results-dir", str(tmp_path))
+                  "--results-dir", str(tmp_path), env={"LAB_TEST_DOUBLES": "1"})
     records = _records(tmp_path / "latest")
     assert records and all(not r["ok"] for r in records)
     assert all("check failed" in r["error"] and r["seconds"] is None for r in records)
@@ -93,6 +93,7 @@ BAD = [
     (["--messages", "0"], "--messages '0': not allowed"),
     (["--sizes", "-1"], "--sizes '-1': not a size"),
     (["--channels", "pipe,carrier_pigeon"], "--channels 'carrier_pigeon': unknown; allowed: pipe"),
+    (["--channels", "test_drop_one"], "--channels 'test_drop_one': unknown; allowed: pipe"),
     (["--messages", "1000000", "--sizes", "1MiB", "--bytes-per-trial", "none"],
      "over the trial budget"),
     (["--ends", "2:0"], "--ends '2:0': not allowed"),

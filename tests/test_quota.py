@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from lab import plan as plans
-from lab.runner import trial_spec
+from lab.run import plan as plans
+from lab.run.runner import trial_spec
 from tests.conftest import invoke
 
 HOST_CPUS = len(os.sched_getaffinity(0))

@@ -10,7 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from lab import checks, report, results, runfolder
+from lab.analysis import scaling as results, trials as trial_frames, warnings as checks
+from lab.families.scale import ScaleFamily
+from lab.present import report
+from lab.run import folder as runfolder, system_checks
 from tests.conftest import invoke
 from tests.test_stats import _record, usl_records
 
@@ -43,56 +46,58 @@ def codes(warnings):
 
 def test_a_quiet_machine_gives_no_warnings(tmp_path):
     root = plant(tmp_path, throttles=(3, 3))
-    snapshot = checks.before(root)
+    snapshot = system_checks.before(root)
     assert snapshot.cpus == 2 and snapshot.readings["load_average"]["load1"] == 0.1
-    assert checks.after(snapshot) == []
+    assert system_checks.after(snapshot) == []
 
 
 def test_load_above_half_the_cpus_before_the_run_warns_with_advice(tmp_path):
-    warnings = checks.after(checks.before(plant(tmp_path, load1=1.5)))
+    warnings = system_checks.after(system_checks.before(plant(tmp_path, load1=1.5)))
     assert codes(warnings) == ["load-high"]
     assert "1.50" in warnings[0]["message"] and "2 CPUs" in warnings[0]["message"]
     assert warnings[0]["advice"]
-    assert checks.after(checks.before(plant(tmp_path, load1=0.9))) == []  # 0.45 per CPU
+    assert system_checks.after(system_checks.before(plant(tmp_path, load1=0.9))) == []  # 0.45 per CPU
 
 
 def test_swap_activity_between_the_snapshots_warns(tmp_path):
     root = plant(tmp_path, swapped=(10, 20))
-    snapshot = checks.before(root)
+    snapshot = system_checks.before(root)
     plant(tmp_path, swapped=(10, 25))
-    warnings = checks.after(snapshot)
+    warnings = system_checks.after(snapshot)
     assert codes(warnings) == ["swap-activity"] and "0 pages in, 5 out" in warnings[0]["message"]
 
 
 def test_a_governor_other_than_performance_warns(tmp_path):
-    warnings = checks.after(checks.before(plant(tmp_path, governors=("powersave", "performance"))))
+    warnings = system_checks.after(system_checks.before(plant(tmp_path, governors=("powersave", "performance"))))
     assert codes(warnings) == ["governor-not-performance"]
     assert "powersave" in warnings[0]["message"] and "1 of 2 CPUs" in warnings[0]["message"]
 
 
 def test_thermal_throttling_during_the_run_warns(tmp_path):
-    snapshot = checks.before(plant(tmp_path, throttles=(3, 3)))
+    snapshot = system_checks.before(plant(tmp_path, throttles=(3, 3)))
     plant(tmp_path, throttles=(3, 9))
-    assert codes(checks.after(snapshot)) == ["thermal-throttling"]
+    assert codes(system_checks.after(snapshot)) == ["thermal-throttling"]
 
 
 def test_a_tree_with_nothing_readable_gives_no_warning_and_no_error(tmp_path):
-    snapshot = checks.before(tmp_path / "nothing-here")
+    snapshot = system_checks.before(tmp_path / "nothing-here")
     assert set(snapshot.readings.values()) == {None}
-    assert checks.after(snapshot) == [] and checks.after(None) == []
+    assert system_checks.after(snapshot) == [] and system_checks.after(None) == []
 
 
 def test_a_snapshot_kept_as_json_compares_the_same(tmp_path):
-    snapshot = checks.before(plant(tmp_path, load1=4.0))
+    snapshot = system_checks.before(plant(tmp_path, load1=4.0))
     kept = json.loads(json.dumps(snapshot.as_dict()))
-    assert codes(checks.after(kept)) == codes(checks.after(snapshot)) == ["load-high"]
+    assert codes(system_checks.after(kept)) == codes(system_checks.after(snapshot)) == ["load-high"]
 
 
 # --- warnings from the data --------------------------------------------------------------------
 
 def data_warnings(records):
-    trials = results.trials_frame(records)
-    return checks.data_warnings(trials, results.scaling_summary(trials))
+    trials = trial_frames.trials_frame(records)
+    family = ScaleFamily()
+    return checks.data_warnings(trials, results.scaling_summary(trials), family.lengthen_flag,
+                                family.row_label)
 
 
 def steady(seconds, repeats=10, variant="strong", cpus=1, **extra):
@@ -192,7 +197,7 @@ def synthetic_run(tmp_path):
     records[7]["throttled_seconds"] = 0.125
     with open(folder.raw_path, "w") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in records)
-    busy = checks.after(checks.before(plant(tmp_path / "root", load1=3.0,
+    busy = system_checks.after(system_checks.before(plant(tmp_path / "root", load1=3.0,
                                             governors=("powersave",) * 2)))
     folder.write_meta({**META, "run_id": folder.run_id, "warnings": busy})
     return folder
@@ -200,7 +205,7 @@ def synthetic_run(tmp_path):
 
 def test_report_html_is_one_file_with_every_chart_the_facts_and_the_warnings(synthetic_run):
     said = []
-    assert report.build(synthetic_run, say=said.append) == 0
+    assert report.build(synthetic_run, ScaleFamily(), say=said.append) == 0
     page = Page((synthetic_run.path / "report.html").read_text())
     assert_self_contained(page)
     charts = sorted(p.stem for p in synthetic_run.path.glob("*.png"))
@@ -223,7 +228,7 @@ def test_report_html_is_one_file_with_every_chart_the_facts_and_the_warnings(syn
 
 
 def test_report_md_links_its_charts_and_lists_the_warnings(synthetic_run):
-    report.build(synthetic_run, say=lambda *_: None)
+    report.build(synthetic_run, ScaleFamily(), say=lambda *_: None)
     text = (synthetic_run.path / "report.md").read_text()
     assert "![speedup](speedup.png)" in text and "![efficiency](efficiency.png)" in text
     assert "- **load-high**:" in text and "*What to do:*" in text
@@ -237,7 +242,7 @@ def test_report_md_links_its_charts_and_lists_the_warnings(synthetic_run):
 
 def test_a_run_of_old_string_warnings_still_reports(synthetic_run):
     synthetic_run.update_meta(warnings=["backend local: docker did not answer"])
-    report.build(synthetic_run, say=lambda *_: None)
+    report.build(synthetic_run, ScaleFamily(), say=lambda *_: None)
     assert "backend local: docker did not answer" in Page(
         (synthetic_run.path / "report.html").read_text()).text
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import plan as plans, runfolder, runs
+from lab import records as runfolder
+from lab.run import folder as run_folder, plan as plans
 from lab.backends import RUN_LABEL
 from tests.conftest import IN_CI, PROJECT_ROOT, invoke
 
@@ -109,7 +110,7 @@ def records_of(raw):
 
 
 def plan_keys(folder):
-    return {t.key for t in runs.load_plan(Path(folder) / runfolder.PLAN).trials}
+    return {t.key for t in plans.plan_of(runfolder.read_plan(Path(folder) / run_folder.PLAN)).trials}
 
 
 def measured_keys(raw):
@@ -468,7 +469,7 @@ def test_resume_refuses_a_run_another_process_is_running(interrupted, tmp_path):
     results = tmp_path / "copy"
     shutil.copytree(interrupted["results"], results, symlinks=True)
     folder = results / interrupted["run_id"]
-    with open(folder / runfolder.LOCK, "a+") as held:  # as the process running it holds it
+    with open(folder / run_folder.LOCK, "a+") as held:  # as the process running it holds it
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         before = snapshot(results)
         done = invoke("scale", "--resume", interrupted["run_id"], "--results-dir", str(results))
@@ -801,8 +802,8 @@ def run_container(client, image_id, spec, options):
 def test_trial_reaches_no_network_and_cannot_write_its_root_against_controls(
         engine, owned_home_image, listener):
     from lab.backends.docker import DockerBackend
-    from lab.image import ImageInfo
-    from lab.runner import trial_spec
+    from lab.backends.image import ImageInfo
+    from lab.run.runner import trial_spec
     bridge = engine.networks.get("bridge").attrs.get("Options", {}).get(
         "com.docker.network.bridge.name", "docker0")
     host = interface_ipv4(bridge)
@@ -867,7 +868,7 @@ INJECTIONS = {"substitution": "$(touch /tmp/pwned)", "chain": "; rm -rf / ;",
 
 
 def test_a_spec_with_shell_text_reaches_the_trial_verbatim(docker_backend):
-    from lab.runner import trial_spec
+    from lab.run.runner import trial_spec
     spec = trial_spec(probe_point("echo", {**INJECTIONS, "marker": "/tmp/pwned"}))
     outcome = docker_backend.run(spec, [0], None, 60)
     assert outcome.error is None, outcome.stderr_tail
@@ -879,7 +880,7 @@ def test_a_spec_with_shell_text_reaches_the_trial_verbatim(docker_backend):
 
 def test_the_local_backend_passes_the_spec_as_data_too(tmp_path):
     from lab.backends.local import LocalBackend
-    from lab.runner import trial_spec
+    from lab.run.runner import trial_spec
     marker = tmp_path / "pwned"
     params = {"substitution": f"$(touch {marker})", "chain": f"; touch {marker} ;",
               "backticks": f"`touch {marker}`", "marker": str(marker)}

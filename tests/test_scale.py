@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from lab import fits, results
+from lab.analysis import fits, scaling as results, trials as trial_frames
 from tests.conftest import invoke
 
 HOST_CPUS = len(os.sched_getaffinity(0))
@@ -38,7 +38,8 @@ def test_seed_cap_is_six_over_ceil_six_over_c():
 
 
 def _record(variant, cpus, workers, seconds, repeat=1):
-    return {"schema": 1, "point_id": f"{variant}-{cpus}-{workers}", "experiment": "scaling",
+    return {"schema": 1, "run_id": "synthetic", "round": repeat,
+            "point_id": f"{variant}-{cpus}-{workers}", "experiment": "scaling",
             "variant": variant, "limit": "cpuset", "cpus": cpus, "quota": None,
             "placement": "spread", "workers": workers, "start_method": "fork",
             "backend": "local", "python": "3.x", "image": "local", "params": {"work": 1},
@@ -53,7 +54,7 @@ def test_strong_and_weak_definitions_on_synthetic_timings():
                     _record("strong", 2, 2, 5.5 + jitter, repeat),
                     _record("weak", 1, 1, 4.0 + jitter, repeat),
                     _record("weak", 2, 2, 5.0 + jitter, repeat)]
-    summary = results.scaling_summary(results.trials_frame(records)).set_index("point_id")
+    summary = results.scaling_summary(trial_frames.trials_frame(records)).set_index("point_id")
     strong = summary.loc["strong-2-2"]
     assert math.isclose(strong["speedup"], 10 / 5.5)
     assert math.isclose(strong["speedup_absolute"], 9 / 5.5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from lab import fits, results, stats
+from lab.analysis import fits, scaling as results, stats, trials as trial_frames
 
 
 # --- the median's interval ---------------------------------------------------------------------
@@ -67,9 +67,9 @@ def test_ratio_interval_is_reproducible_and_holds_the_true_ratio():
 def test_tukey_fences_flag_a_planted_outlier_and_keep_it():
     records = [_record("strong", 1, 1, s, repeat) for repeat, s in
                enumerate([1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 3.0])]
-    trials = results.trials_frame(records)
+    trials = trial_frames.trials_frame(records)
     assert trials["outlier"].tolist() == [False] * 6 + [True]
-    summary = results.point_stats(trials).iloc[0]
+    summary = trial_frames.point_stats(trials).iloc[0]
     assert summary["outliers"] == 1 and summary["n"] == 7  # flagged, still counted
     assert summary["max_s"] == 3.0
 
@@ -118,7 +118,8 @@ def test_gustafson_scaled_speedups_give_the_serial_fraction_back():
 # --- the summary -------------------------------------------------------------------------------
 
 def _record(variant, cpus, workers, seconds, repeat=1, **extra):
-    return {"schema": 1, "point_id": f"{variant}-{cpus}-{workers}", "experiment": "scaling",
+    return {"schema": 1, "run_id": "synthetic", "round": repeat,
+            "point_id": f"{variant}-{cpus}-{workers}", "experiment": "scaling",
             "variant": variant, "limit": "cpuset", "cpus": cpus, "quota": None,
             "placement": "spread", "workers": workers, "start_method": "fork",
             "backend": "local", "python": "3.x", "image": "local", "params": {"work": 1},
@@ -142,7 +143,7 @@ def usl_records(sigma=0.05, kappa=0.02, repeats=5):
 
 
 def test_summary_carries_intervals_outliers_and_every_fit():
-    summary = results.scaling_summary(results.trials_frame(usl_records()))
+    summary = results.scaling_summary(trial_frames.trials_frame(usl_records()))
     strong = summary[summary["variant"] == "strong"].set_index("cpus")
     for column in ("median_ci_low_s", "median_ci_high_s", "median_ci_coverage", "cv",
                    "outliers", "speedup_ci_low", "speedup_ci_high"):

@@ -5,9 +5,12 @@ from collections import Counter
 
 import pytest
 
-from lab import aptsources, options, plan, runfolder, topology
+from lab import records as runfolder
+from lab.backends import aptsources
+from lab.hosts import topology
+from lab.run import options, plan
 from lab.backends import outcome_from
-from lab.options import BadInput
+from lab.run.options import BadInput
 
 
 @pytest.mark.parametrize("text, host, expected", [
@@ -130,24 +133,50 @@ def test_trial_outcome_reasons(stdout, exit_code, timed_out, oom, reason):
     assert len(outcome.stderr_tail) == 2000
 
 
+def _record(**fields):
+    return {"schema": 1, "run_id": "r", "point_id": "p", "experiment": "probe", "variant": "seen",
+            "cpus": 1, "round": 0, "repeat": 1, "ok": True, **fields}
+
+
 def test_damaged_last_line_is_skipped_with_its_number(tmp_path):
     raw = tmp_path / "raw.jsonl"
-    raw.write_text(json.dumps({"schema": 1, "a": 1}) + "\n" + '{"schema": 1, "a"')
+    raw.write_text(json.dumps(_record(a=1)) + "\n" + '{"schema": 1, "a"')
     warnings = []
     records = runfolder.read_records(raw, warn=warnings.append)
-    assert [r["a"] for r in records] == [1]
+    assert [r["a"] for r in records] == [1]  # a field the model does not know is kept
     assert "raw.jsonl:2" in warnings[0]
+
+
+def test_a_record_with_a_malformed_field_is_skipped_naming_line_and_field(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    lines = [_record(), _record(round="second"), _record(cpus=None), _record(round=2)]
+    raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    warnings = []
+    records = runfolder.read_records(raw, warn=warnings.append)
+    assert [r["round"] for r in records] == [0, 2]
+    assert len(warnings) == 2
+    assert "raw.jsonl:2" in warnings[0] and "round" in warnings[0]
+    assert "raw.jsonl:3" in warnings[1] and "cpus" in warnings[1]
+
+
+def test_a_record_of_schema_1_written_before_the_models_still_reads(tmp_path):
+    """Runs written by lab 0.1 (no steal_seconds, no check) load as they are."""
+    old = _record(seconds=1.5, metrics={}, seen=None, throttled_seconds=None)
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps(old) + "\n")
+    (record,) = runfolder.read_records(raw)
+    assert record["seconds"] == 1.5 and record["steal_seconds"] is None
 
 
 def test_unknown_schema_is_refused(tmp_path):
     raw = tmp_path / "raw.jsonl"
     raw.write_text(json.dumps({"schema": 99}) + "\n")
-    with pytest.raises(runfolder.RunFolderError, match="schema 99"):
+    with pytest.raises(runfolder.RecordsError, match="schema 99"):
         runfolder.read_records(raw)
 
 
 def test_offline_base_without_root_or_debootstrap_says_what_to_do(monkeypatch):
-    from lab import image
+    from lab.backends import image
     monkeypatch.setattr(image.os, "geteuid", lambda: 1000)
     with pytest.raises(image.ImageError, match="needs root"):
         image.build_offline_base(None, "trixie", say=lambda *_: None)

@@ -1,14 +1,12 @@
-"""Where a trial executes. Every backend has the same small interface:
+"""Where a trial executes. Every backend is a `Backend`; nothing outside lab/backends asks which.
 
-    name                      "docker" | "local"
-    describe() -> dict        what meta.json records (engine, version, image ...)
-    image_info(name) -> dict  id, tag, base, python of the image a point names
-    run(trial_spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome
-    stop_all(run_id)          stop whatever this run still has running (Ctrl-C)
+A new backend (a remote engine, a cluster) is one module here with one `Backend` subclass, named
+in `choose_backend`: the runner, the run folder, resume and the report do not change.
 
 `choose_backend` implements DESIGN.md's rule for --backend auto|docker|local.
 """
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,10 +14,15 @@ from dataclasses import dataclass
 STDERR_TAIL_CHARS = 2000
 RUN_LABEL = "multicore-lab.run"  # every trial container carries its run id under this label
 PID_LABEL = "multicore-lab.pid"  # and the pid of the lab process that started it
+BACKENDS = ("auto", "docker", "local")
 
 
 class BackendUnavailable(RuntimeError):
     """The backend asked for cannot run trials here; the message says why and what to do."""
+
+
+class ImageMismatch(RuntimeError):
+    """--resume: the images (or Python) a run used are not what this backend has now."""
 
 
 @dataclass
@@ -31,6 +34,79 @@ class TrialOutcome:
     timed_out: bool
     host_seconds: float      # start to exit as the host saw it (container or process start included)
     stderr_tail: str
+
+
+class Backend:
+    """What the run machinery needs of a place that runs trials.
+
+    name                   "docker" | "local" (recorded with every trial)
+    trial_overhead_s       rough seconds a trial costs beyond its work (estimates only)
+    supports_quota         whether a CFS quota can be set on a trial
+    cpus()                 the CPUs (hosts.topology.Cpu) of the host trials run on
+    host_facts()           what meta.json records of that host
+    describe()             what meta.json records of the backend itself
+    plan_images(bases, image)      the names points carry, without building anything
+    prepare_images(bases, image, say)  build or reuse the trial images; returns those names
+    use_recorded_images(images, names, run)  --resume: the very images of the run, or ImageMismatch
+    image_for_rerun(recorded, base_image)    the image a point of another run's plan runs on here
+    image_info(name)       id, tag, base, python of the image a point names
+    run(spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome
+    stop_all(run_id)       stop whatever this run still has running; returns how many
+    stopped_phrase(run_id, count)  those stops in words, for the interrupt message
+    engine_gone()          the backend's engine stopped answering (the run fails, no record)
+    close()                release connections
+    """
+    name = ""
+    engine_words = "the backend"  # what stops answering when the run fails ("the Docker engine")
+    trial_overhead_s = 0.5
+    supports_quota = False
+
+    def __init__(self, config):
+        self.config = config
+        # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
+        self.uninterruptible = contextlib.nullcontext
+
+    def cpus(self):
+        from lab.hosts import topology
+        return topology.read_cpus()
+
+    def host_facts(self):
+        from lab.hosts import facts
+        return facts.host(self.cpus())
+
+    def describe(self):
+        raise NotImplementedError
+
+    @staticmethod
+    def plan_images(bases, image=None):
+        raise NotImplementedError
+
+    def prepare_images(self, bases, image=None, say=print):
+        raise NotImplementedError
+
+    def use_recorded_images(self, recorded, names, run):
+        raise NotImplementedError
+
+    def image_for_rerun(self, recorded, base_image):
+        raise NotImplementedError
+
+    def image_info(self, name=None):
+        raise NotImplementedError
+
+    def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
+        raise NotImplementedError
+
+    def stop_all(self, run_id):
+        return 0
+
+    def stopped_phrase(self, run_id, count):
+        return "the trial in flight is stopped"
+
+    def engine_gone(self):
+        return False
+
+    def close(self):
+        pass
 
 
 def outcome_from(stdout, stderr, exit_code, timed_out, oom_killed, host_seconds, time_limit_s):
@@ -60,12 +136,24 @@ def outcome_from(stdout, stderr, exit_code, timed_out, oom_killed, host_seconds,
     return TrialOutcome(result, error, exit_code, oom_killed, timed_out, host_seconds, tail)
 
 
+def backend_class(name):
+    """The Backend subclass called `name` (KeyError for none), without connecting to anything."""
+    if name == "local":
+        from lab.backends.local import LocalBackend
+        return LocalBackend
+    if name == "docker":
+        from lab.backends.docker import DockerBackend
+        return DockerBackend
+    raise KeyError(name)
+
+
 def engine_requested_explicitly():
     return bool(os.environ.get("DOCKER_HOST"))
 
 
 def choose_backend(name, config, say=print):
-    """The backend for `--backend name`: auto falls back to local loudly; docker never does."""
+    """The backend for `--backend name`: auto falls back to local loudly; docker never does.
+    `config` is the lab's config (its `docker` section configures containers)."""
     from lab.backends.local import LocalBackend
     if name == "local":
         return LocalBackend(config)
@@ -78,4 +166,4 @@ def choose_backend(name, config, say=print):
         say(f"WARNING: no Docker engine answers ({why}); running trials on the local backend "
             f"(host processes pinned with sched_setaffinity). Start dockerd for containers.")
         return LocalBackend(config)
-    return DockerBackend(client, config)
+    return DockerBackend(client, config.get("docker", {}))

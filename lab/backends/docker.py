@@ -4,7 +4,6 @@ Lifecycle: create, start, wait with the trial's time limit, read exit code, OOMK
 then remove. Never `remove=True`: the engine would take the exit status and logs with it.
 """
 
-import contextlib
 import json
 import os
 import time
@@ -12,7 +11,9 @@ import time
 import docker
 import requests
 
-from lab.backends import PID_LABEL, RUN_LABEL, BackendUnavailable, outcome_from
+from lab.backends import (PID_LABEL, RUN_LABEL, Backend, BackendUnavailable, ImageMismatch,
+                          outcome_from)
+from lab.backends.image import ImageInfo, ensure_image, existing_image, image_tag
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 
@@ -28,15 +29,70 @@ def connect(timeout_s=5):
         raise BackendUnavailable(f"the Docker engine does not answer: {reason}") from None
 
 
-class DockerBackend:
+def _short(image_id):
+    return str(image_id or "?").replace("sha256:", "")[:12]
+
+
+class DockerBackend(Backend):
     name = "docker"
+    engine_words = "the Docker engine"
+    trial_overhead_s = 0.6  # create, start, wait, logs, remove (README: ~360 ms here) and Python
+    supports_quota = True
 
     def __init__(self, client, config):
+        super().__init__(config)  # the `docker` section of invoke.yaml
         self.client = client
-        self.config = config  # the `docker` section of invoke.yaml
-        self.images = {}      # point.image -> lab.image.ImageInfo, set before any trial
-        # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
-        self.uninterruptible = contextlib.nullcontext
+        self.images = {}      # point.image -> backends.image.ImageInfo, set before any trial
+
+    # --- images ------------------------------------------------------------------------------
+
+    @staticmethod
+    def plan_images(bases, image=None):
+        return [image] if image else list(bases)
+
+    def prepare_images(self, bases, image=None, say=print):
+        """Build or reuse the trial image of every base; `image` names a ready trial image to
+        use as it is. Returns the names points use to pick their image."""
+        if image:
+            self.images = {image: existing_image(self.client, image)}
+        else:
+            self.images = {base: ensure_image(self.client, base, say=say) for base in bases}
+        return list(self.images)
+
+    def use_recorded_images(self, recorded, names, run):
+        """The very images the run used (no build): ImageMismatch when one differs now (other
+        code, rebuilt, gone)."""
+        images = {}
+        for name in names:
+            info = recorded.get(name)
+            if not info:
+                raise ImageMismatch(f"--resume {run}: meta.json records no image for {name!r}; "
+                                    f"the run cannot be resumed")
+            lookup = info.get("tag") or name
+            if info.get("base") == name and lookup != name:  # built from a base by ensure_image
+                now = image_tag(name)
+                if now != lookup:
+                    raise ImageMismatch(
+                        f"--resume {run}: the image differs from the run's: the run used "
+                        f"{lookup} ({_short(info.get('id'))}), the code here makes {now}; resume "
+                        f"with the code the run had, or start a new run")
+            try:
+                current = self.client.images.get(lookup)
+            except docker.errors.ImageNotFound:
+                raise ImageMismatch(f"--resume {run}: the image differs from the run's: {lookup} "
+                                    f"({_short(info.get('id'))}) is no longer on this engine"
+                                    ) from None
+            if current.id != info.get("id"):
+                raise ImageMismatch(f"--resume {run}: the image differs from the run's: {lookup} "
+                                    f"is now {_short(current.id)}, the run used "
+                                    f"{_short(info.get('id'))}")
+            images[name] = ImageInfo(**{k: info.get(k) for k in ("id", "tag", "base", "python",
+                                                                 "built_seconds")})
+        self.images = images
+
+    def image_for_rerun(self, recorded, base_image):
+        """A point recorded on the local backend runs on `base_image`; others keep theirs."""
+        return base_image if recorded in ("", "local") else recorded
 
     def describe(self):
         version = self.client.version()
@@ -106,6 +162,20 @@ class DockerBackend:
                     container.remove(force=True)
             except docker.errors.APIError:
                 pass  # already gone (e.g. the engine cleaned up); nothing left to keep
+
+    def stopped_phrase(self, run_id, count):
+        return (f"no container of this run is left (label {RUN_LABEL}={run_id}"
+                f"{f', {count} removed' if count else ''})")
+
+    def engine_gone(self):
+        try:
+            self.client.ping()
+            return False
+        except Exception:  # noqa: BLE001 (whatever the SDK raises, the engine does not answer)
+            return True
+
+    def close(self):
+        self.client.close()
 
     def stop_all(self, run_id):
         """Kill and remove every container labelled with this run (and no other). Returns the count."""

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab import __version__, topology
+from lab.hosts import topology
+from lab.version import __version__
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def cgroup_version(mounts="/proc/self/mounts"):

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lab import checks, plots, report, results, runfolder, stats
+from lab import records
+from lab.analysis import stats
+from lab.analysis.trials import load_trials, point_stats, samples
+from lab.analysis.warnings import varying_columns, warning
+from lab.present import report
+from lab.present.charts import compare_ratio_chart
+from lab.present.tables import Table, fmt
 
 KEY_COLUMNS = ["experiment", "variant", "limit", "cpus", "quota", "workers", "placement",
                "start_method"]
@@ -25,15 +31,17 @@ ALPHA = 0.05
 
 
 class Run:
-    """One side of the comparison: its folder, meta.json, trials and point stats."""
+    """One side of the comparison: its folder (a run.folder.RunFolder), meta.json, trials,
+    point stats and family (`family_of(meta, trials)` finds it)."""
 
-    def __init__(self, results_dir, run, say=print):
-        self.folder = runfolder.resolve(results_dir, run)
+    def __init__(self, folder, family_of, say=print):
+        self.folder = folder
         self.meta = self.folder.read_meta() if self.folder.meta_path.exists() else {}
-        self.trials = results.load_trials(self.folder, warn=say)
+        self.trials = load_trials(self.folder, warn=say)
         if self.trials.empty:
-            raise runfolder.RunFolderError(f"run {self.folder.run_id} has no trials to compare")
-        self.points = results.point_stats(self.trials)
+            raise records.RecordsError(f"run {self.folder.run_id} has no trials to compare")
+        self.points = point_stats(self.trials)
+        self.family = family_of(self.meta, self.trials)
 
     @property
     def run_id(self):
@@ -67,13 +75,6 @@ def _keyed(points, columns):
         key = tuple(_norm(row.get(c)) for c in columns)
         keyed.setdefault(key, row)
     return keyed
-
-
-def measure_of(experiment, trials):
-    """(column, unit, better) compared for an experiment's points."""
-    if experiment == "ipc" and "metric.messages_per_second" in trials.columns:
-        return "metric.messages_per_second", "messages/s", "higher"
-    return "seconds", "s", "lower"
 
 
 def differences(a, b):
@@ -118,16 +119,15 @@ def compare_points(a, b):
     """One row per common point: both medians, ratio B/A with its interval, Mann-Whitney p."""
     columns, _ = key_columns(a, b)
     points_a, points_b = _keyed(a.points, columns), _keyed(b.points, columns)
-    varying = checks.varying_columns(pd.concat([a.points, b.points], ignore_index=True))
+    varying = varying_columns(pd.concat([a.points, b.points], ignore_index=True))
     rows = []
     for key in (k for k in points_a if k in points_b):
         row_a, row_b = points_a[key], points_b[key]
-        experiment = row_a["experiment"]
-        column, unit, better = measure_of(experiment, a.trials)
+        column, unit, better = a.family.compare_measure(a.trials)
         if column not in b.trials.columns:
             column, unit, better = "seconds", "s", "lower"
-        sample_a = results.samples(a.trials, column).get(row_a["point_id"], [])
-        sample_b = results.samples(b.trials, column).get(row_b["point_id"], [])
+        sample_a = samples(a.trials, column).get(row_a["point_id"], [])
+        sample_b = samples(b.trials, column).get(row_b["point_id"], [])
         median_a = float(pd.Series(sample_a, dtype=float).median())
         median_b = float(pd.Series(sample_b, dtype=float).median())
         low, high = stats.ratio_interval(sample_b, sample_a)
@@ -137,7 +137,8 @@ def compare_points(a, b):
         rows.append({
             **dict(zip(columns, key)), "python_a": row_a.get("python"),
             "python_b": row_b.get("python"), "point_id_a": row_a["point_id"],
-            "point_id_b": row_b["point_id"], "label": _label(row_a, varying),
+            "point_id_b": row_b["point_id"],
+            "label": a.family.row_label(row_a, [c for c in varying if c != "python"]),
             "measure": column.removeprefix("metric."), "unit": unit, "better": better,
             "n_a": len(sample_a), "n_b": len(sample_b), "median_a": median_a,
             "median_b": median_b, "median_a_ci_low": interval_a.low,
@@ -155,15 +156,6 @@ def compare_points(a, b):
                                                                   if isinstance(v, (int, float))
                                                                   else str(v))),
                              kind="stable").reset_index(drop=True)
-
-
-def _label(row, varying):
-    """The point in words; an IPC channel as the tutorial writes it."""
-    if row["experiment"] == "ipc":
-        from lab.ipc import DISPLAY
-        row = row.copy()
-        row["channel"] = DISPLAY.get(row["variant"], row["variant"])
-    return checks.point_label(row, [c for c in varying if c != "python"])
 
 
 def verdict(ratio, better, test):
@@ -204,25 +196,25 @@ def display(table):
             ratio += f" [{row['ratio_ci_low']:.3f}, {row['ratio_ci_high']:.3f}]"
         rows.append([row["label"], f"{row['measure']} ({row['unit']}, {row['better']} better)",
                      str(row["n_a"]), str(row["n_b"]), pattern.format(row["median_a"]),
-                     pattern.format(row["median_b"]), ratio, report._fmt(row["p_value"], "{:.3g}"),
+                     pattern.format(row["median_b"]), ratio, fmt(row["p_value"], "{:.3g}"),
                      row["verdict"]])
-    return report.Table(headers, rows, "ll" + "r" * 6 + "l")
+    return Table(headers, rows, "ll" + "r" * 6 + "l")
 
 
 def folder_for(results_dir, a, b):
     path = Path(results_dir) / f"compare-{a.run_id}-vs-{b.run_id}"
     path.mkdir(parents=True, exist_ok=True)
-    return runfolder.RunFolder(path)
+    return path
 
 
-def run(results_dir, run_a, run_b, say=print):
-    """Compare two runs; returns the output folder's path. Refuses (RunFolderError) a run that
-    is missing or empty."""
-    a, b = Run(results_dir, run_a, say), Run(results_dir, run_b, say)
+def compare(folder_a, folder_b, out_dir, family_of, say=print):
+    """Compare two run folders into out_dir/compare-<a>-vs-<b>/; returns that folder's path.
+    Refuses (records.RecordsError) a run that has no trials."""
+    a, b = Run(folder_a, family_of, say), Run(folder_b, family_of, say)
     differ, same = differences(a, b)
     label_a, label_b = labels(a, b, differ)
     table = compare_points(a, b)
-    out = folder_for(results_dir, a, b)
+    out = folder_for(out_dir, a, b)
     columns, with_python = key_columns(a, b)
     plain = [c for c in columns if not c.startswith("param.")]
     params = [c.removeprefix("param.") for c in columns if c.startswith("param.")]
@@ -240,25 +232,17 @@ def run(results_dir, run_a, run_b, say=print):
             + ". Rerun one run with the other's flags (its command line is in meta.json) to "
               "compare them.")
     else:
-        table.to_csv(out.path / "compare.csv", index=False)
+        table.to_csv(out / "compare.csv", index=False)
         say("\n" + display(table).text())
         if only_a or only_b:
             say(f"({only_a} point(s) only in A, {only_b} only in B: not compared)")
     charts = []
     if not table.empty:
-        charts += plots.compare_ratio_chart(table, out.path, f"{label_b} against {label_a}")
-        if (table["experiment"] == "scaling").any():
-            charts += plots.compare_speedup_chart(
-                results.scaling_summary(a.trials[a.trials["experiment"] == "scaling"]),
-                results.scaling_summary(b.trials[b.trials["experiment"] == "scaling"]),
-                label_a, label_b, out.path)
-        if (table["experiment"] == "ipc").any():
-            from lab import ipc_plots
-            charts += ipc_plots.compare_chart(table[table["experiment"] == "ipc"], label_a,
-                                              label_b, out.path)
+        charts += compare_ratio_chart(table, out, f"{label_b} against {label_a}")
+        charts += a.family.compare_charts(table, a, b, (label_a, label_b), out)
     write_report(out, a, b, table, differ, same, how, notes, (label_a, label_b), charts)
-    say(f"\ncomparison (compare.csv, charts, report.md, report.html) in {out.path}")
-    return out.path
+    say(f"\ncomparison (compare.csv, charts, report.md, report.html) in {out}")
+    return out
 
 
 def write_report(out, a, b, table, differ, same, how, notes, names, charts):
@@ -279,7 +263,7 @@ def write_report(out, a, b, table, differ, same, how, notes, names, charts):
     warnings = []
     if not table.empty and not (table["smallest_p_value"] < ALPHA).any():
         smallest = table["smallest_p_value"].min()
-        warnings.append(checks.warning(
+        warnings.append(warning(
             "too-few-repeats",
             f"with these trial counts the Mann-Whitney test cannot go below p = {smallest:.2f}: "
             f"no difference can be called significant at {ALPHA:g}",

@@ -1,4 +1,4 @@
-"""IPC charts, one function each; every one reads the table of lab.ipc_results.summary."""
+"""The ipc family's charts, one function each; every one reads the table of analysis.ipc.summary."""
 
 import matplotlib
 
@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
-from lab.ipc_results import streams_of_small_messages  # noqa: E402
-from lab.plots import _save  # noqa: E402
+from lab.analysis.ipc import streams_of_small_messages  # noqa: E402
+from lab.present.charts import save as _save  # noqa: E402
 
 
 def _groups(table):
@@ -173,7 +173,38 @@ def ends_chart(table, folder, title_suffix=""):
     return _save(figure, folder, "ipc_ends")
 
 
-CHARTS = (channels_chart, latency_chart, sizes_chart, batch_chart, ends_chart)
+def tutorial_chart(table, folder, title_suffix=""):
+    """The tutorial's own measurement: seconds to send N small ints through each channel, N on a
+    log axis, one panel per CPU count, placement of the ends and clock; the tutorial's three
+    solid, the other channels thin. Drawn when a run has two counts or more."""
+    rows = streams_of_small_messages(table)
+    if rows["param.messages"].nunique() < 2:
+        return []
+    keys = ["cpus", "param.placement", "param.timing"]
+    panels = list(rows.groupby(keys, sort=True))
+    figure, axes_list = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4),
+                                     squeeze=False, sharey=True)
+    for axes, ((cpus, placement, timing), group) in zip(axes_list[0], panels):
+        for c_index, (channel, curve) in enumerate(group.groupby("variant", sort=False)):
+            curve = curve.sort_values("param.messages")
+            tutorial = bool(curve["tutorial"].iloc[0])
+            axes.plot(curve["param.messages"], curve["median_s"], marker="o",
+                      linewidth=2 if tutorial else 0.8, color=f"C{c_index % 10}",
+                      label=curve["channel"].iloc[0] + (" *" if tutorial else ""))
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("messages sent (small ints, log scale)")
+        axes.set_title(f"{cpus} CPU{'s' if cpus > 1 else ''}, ends {placement}, clock {timing}",
+                       fontsize=10)
+        axes.grid(alpha=0.3, which="both")
+    axes_list[0][0].set_ylabel("seconds, median of the trials (log)")
+    axes_list[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle(f"The tutorial's table: time to send N numbers{title_suffix}\n"
+                    f"* the tutorial's three channels", fontsize=11, y=1.06)
+    return _save(figure, folder, "ipc_tutorial")
+
+
+CHARTS = (tutorial_chart, channels_chart, latency_chart, sizes_chart, batch_chart, ends_chart)
 
 
 def _count_label(value, _position):

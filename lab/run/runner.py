@@ -4,17 +4,18 @@ Ctrl-C or SIGTERM stops the run's trial in flight (its containers, by the run's 
 as failed ("interrupted ..."), marks the run interrupted; a second signal does not cut that
 cleanup short, and a signal that arrives while a record is being written waits until it is
 written. The Docker engine going away or the disk filling up ends the run as failed, with the
-reason in one line. Finished records are never touched; `lab.runs` says how to resume.
+reason in one line. Finished records are never touched; lab.run.session says how to resume.
 """
 
 import contextlib
 import signal
-import sys
 import time
 from contextlib import contextmanager
 
-from lab import RECORD_SCHEMA, runfolder
+from lab import records
 from lab.backends import RUN_LABEL, TrialOutcome
+from lab.run import folder as runfolder
+from lab.run.progress import Progress
 
 
 class Interrupted(Exception):
@@ -75,10 +76,13 @@ class SignalGuard:
             raise Interrupted(self.fired)
 
 
-def trial_spec(point):
+def trial_spec(point, time_limit_s=None):
+    """What reaches the trial (one JSON argument): the point, and the host's time limit so the
+    trial can give up with a reason before it is killed."""
     return {"experiment": point.experiment, "variant": point.variant,
             "params": point.params_dict, "workers": point.workers,
-            "start_method": point.start_method, "expect_affinity": list(point.cpuset)}
+            "start_method": point.start_method, "expect_affinity": list(point.cpuset),
+            "time_limit_s": time_limit_s}
 
 
 def make_record(run_id, trial, outcome, backend, host):
@@ -88,7 +92,7 @@ def make_record(run_id, trial, outcome, backend, host):
     image = backend.image_info(point.image or None)
     seconds = result.get("seconds") if outcome.error is None else None
     return {
-        "schema": RECORD_SCHEMA, "run_id": run_id, "point_id": point.point_id,
+        "schema": records.RECORD_SCHEMA, "run_id": run_id, "point_id": point.point_id,
         "experiment": point.experiment, "variant": point.variant, "backend": backend.name,
         "host": host, "image": image.get("id"), "image_tag": image.get("tag"),
         "python": result.get("python") or image.get("python"),
@@ -103,6 +107,7 @@ def make_record(run_id, trial, outcome, backend, host):
         "throttled_seconds": result.get("throttled_seconds"),
         "nr_throttled": result.get("nr_throttled"),
         "cgroup_cpu_seconds": result.get("cgroup_cpu_seconds"),
+        "steal_seconds": result.get("steal_seconds"),
         "host_seconds": outcome.host_seconds,
         "overhead_seconds": (outcome.host_seconds - seconds) if seconds is not None else None,
         "exit_code": outcome.exit_code, "oom_killed": outcome.oom_killed,
@@ -112,63 +117,43 @@ def make_record(run_id, trial, outcome, backend, host):
     }
 
 
-def _format_duration(seconds):
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-class Progress:
-    """One line per trial: where the run is and an estimate of the time left."""
-
-    def __init__(self, trials, estimate, say):
-        self.total = len(trials)
-        self.estimate = estimate
-        self.say = say
-        self.observed = {}  # point_id -> host seconds of its last trial
-
-    def left_seconds(self, remaining):
-        return sum(self.observed.get(t.point.point_id, self.estimate(t.point)) for t in remaining)
-
-    def report(self, index, trial, record, remaining, rounds):
-        self.observed[trial.point.point_id] = record["host_seconds"]
-        status = f"{record['seconds']:.3f} s" if record["ok"] else f"FAILED: {record['error']}"
-        self.say(f"[{index}/{self.total}] round {trial.round + 1}/{rounds}"
-                 f"{' (warm-up)' if trial.warmup else ''} {trial.point.label}: {status}"
-                 f" · ~{_format_duration(self.left_seconds(remaining))} left")
-
-
 def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print, done=(),
-            guard=None):
+            guard=None, label=None):
     """Run every trial of `plan` not in `done` (keys of finished trials), then record the run's
     status (and why it failed) in meta.json. Returns the status: complete, interrupted, failed.
 
-    `guard`: a SignalGuard the caller installed earlier (lab.runs does, so that a signal while
-    the run folder is being set up is caught too); by default execute installs its own."""
+    `estimate(point)`: seconds of one trial, for the time left; `label(point)`: the point in
+    words. `guard`: a SignalGuard the caller installed earlier (lab.run.session does, so that a
+    signal while the run folder is being set up is caught too); by default execute installs its
+    own."""
     done = set(done)
     pending = [t for t in plan.trials if t.key not in done]
-    progress = Progress(pending, estimate, say)
+    progress = Progress(pending, estimate, label or (lambda point: point.point_id), say,
+                        plan.rounds)
     own_guard = guard is None
     if own_guard:
         guard = SignalGuard()
         guard.install()
-    lent = hasattr(backend, "uninterruptible")
-    if lent:  # e.g. creating a container: a signal waits until its id is known
-        backend.uninterruptible = guard.shielded
+    # e.g. creating a container: a signal waits until its id is known
+    backend.uninterruptible = guard.shielded
     status, current, failure = "complete", None, None
     try:
-        for index, trial in enumerate(pending, start=1):
-            current = trial
-            labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
-            outcome = backend.run(trial_spec(trial.point), trial.point.cpuset, trial.point.quota,
-                                  time_limit_s, labels, trial.point.image or None)
-            if outcome.error and _engine_gone(backend):
-                # killed by the engine's own shutdown: not a measurement, so no record
-                raise EngineGone(f"the engine went away during the trial ({outcome.error})")
-            with guard.shielded():  # a signal now waits until the record is on disk
-                record = make_record(folder.run_id, trial, outcome, backend, host_name)
-                folder.append(record)
-                current = None
-            progress.report(index, trial, record, pending[index:], plan.rounds)
+        with progress:
+            for index, trial in enumerate(pending, start=1):
+                current = trial
+                progress.started(index, trial, pending[index:])
+                labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
+                outcome = backend.run(trial_spec(trial.point, time_limit_s), trial.point.cpuset,
+                                      trial.point.quota, time_limit_s, labels,
+                                      trial.point.image or None)
+                if outcome.error and backend.engine_gone():
+                    # killed by the engine's own shutdown: not a measurement, so no record
+                    raise EngineGone(f"the engine went away during the trial ({outcome.error})")
+                with guard.shielded():  # a signal now waits until the record is on disk
+                    record = make_record(folder.run_id, trial, outcome, backend, host_name)
+                    folder.append(record)
+                    current = None
+                progress.finished(index, trial, record, pending[index:])
     except (Interrupted, KeyboardInterrupt) as why:
         guard.closing("SIGINT")  # a second Ctrl-C must not cut the cleanup
         status = "interrupted"
@@ -178,7 +163,7 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
         if current is not None:
             try:
                 _record_cut_off(folder, current, backend, host_name,
-                                f"{runfolder.INTERRUPTED} ({reason})")
+                                f"{records.INTERRUPTED} ({reason})")
             except OSError as error:
                 kept = f" (the cut-off trial could not be recorded: {_reason(error, backend)})"
         say(f"\nInterrupted ({reason}): {stopped}; every finished trial is kept in "
@@ -199,8 +184,7 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
         except Exception as error:  # noqa: BLE001 (a full disk must not crash the cleanup)
             say(f"WARNING: could not record status {status!r} in {folder.meta_path}: "
                 f"{_reason(error, backend)}")
-        if lent:
-            backend.uninterruptible = contextlib.nullcontext
+        backend.uninterruptible = contextlib.nullcontext
         if own_guard:
             guard.restore()
     return status
@@ -213,21 +197,7 @@ def _stop_run_containers(backend, folder, say):
     except Exception as error:  # noqa: BLE001
         return (f"could not stop the run's containers ({_reason(error, backend)}); look for "
                 f"label {RUN_LABEL}={folder.run_id}")
-    if backend.name != "docker":
-        return "the trial in flight is stopped"
-    return (f"no container of this run is left (label {RUN_LABEL}={folder.run_id}"
-            f"{f', {stopped} removed' if stopped else ''})")
-
-
-def _engine_gone(backend):
-    client = getattr(backend, "client", None)
-    if client is None:
-        return False
-    try:
-        client.ping()
-        return False
-    except Exception:  # noqa: BLE001 (whatever the SDK raises, the engine does not answer)
-        return True
+    return backend.stopped_phrase(folder.run_id, stopped)
 
 
 def _reason(error, backend):
@@ -238,8 +208,8 @@ def _reason(error, backend):
         return f"the disk is full (no space left on device{where}); free some space"
     if "no space left on device" in str(error).lower():
         return f"the disk is full (no space left on device: {text})"
-    if _engine_gone(backend):
-        return f"the Docker engine stopped answering ({text}); start it again"
+    if backend is not None and backend.engine_gone():
+        return f"{backend.engine_words} stopped answering ({text}); start it again"
     return text
 
 
@@ -255,7 +225,3 @@ def exit_code(status, failed_trials=0):
     """0 complete, 3 complete with failed trials, 130 interrupted, 1 failed."""
     code = {"complete": 0, "interrupted": 130}.get(status, 1)
     return EXIT_TRIALS_FAILED if code == 0 and failed_trials else code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `invoke scale` (or lab.scale.run from Python)")

@@ -73,6 +73,15 @@ def describe(cpus):
     }
 
 
+def cpus_of(described):
+    """The Cpus a host had, from what `describe` recorded of it (meta.json's host topology):
+    physical cores as recorded, packages folded into one (placement needs only the cores)."""
+    cpus = []
+    for core, group in enumerate(described.get("cores") or [[c] for c in described.get("cpus", [])]):
+        cpus += [Cpu(cpu, 0, core) for cpu in group]
+    return sorted(cpus, key=lambda c: c.id)
+
+
 def cpu_model(cpuinfo="/proc/cpuinfo"):
     try:
         for line in Path(cpuinfo).read_text().splitlines():

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import docker
 
-from lab import aptsources
+from lab.backends import aptsources
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
 IMAGE_REPOSITORY = "multicore-lab"
 OFFLINE_BASE_REPOSITORY = "multicore-lab-base"  # multicore-lab-base:<suite> is built offline
@@ -95,20 +95,34 @@ def build_offline_base(client, suite, say=print, etc_apt="/etc/apt",
         rootfs = Path(workdir) / "rootfs"
         command = ["debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs),
                    mirror]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-            raise ImageError(f"debootstrap {suite} failed: {' | '.join(tail)}")
+        returncode, tail = _streamed(command, say, prefix="  debootstrap: ")
+        if returncode != 0:
+            raise ImageError(f"debootstrap {suite} failed: {' | '.join(tail[-3:])}")
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (rootfs / cache).glob("*"):
                 if entry.is_file():
                     entry.unlink()
         archive = Path(workdir) / "rootfs.tar"
+        say("  packing the root file system and importing it into the engine ...")
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
         client.api.import_image_from_file(str(archive), repository=repository, tag=suite)
     seconds = time.perf_counter() - started
     say(f"built {tag} in {seconds:.1f} s")
     return seconds
+
+
+def _streamed(command, say, prefix=""):
+    """Run `command`, saying each line of its output as it comes (a long build is never
+    silent); returns (exit status, the last lines)."""
+    tail = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as process:
+        for line in process.stdout:
+            line = line.rstrip()
+            if line:
+                say(prefix + line)
+                tail = (tail + [line])[-10:]
+    return process.returncode, tail
 
 
 def ensure_base(client, base_image, say=print):
@@ -159,6 +173,19 @@ def python_version(client, image_id):
     return output.decode().strip()
 
 
+def _build(client, base_image, tag, rebuild, say):
+    """docker build through the SDK's streaming API: each step is said as the engine does it."""
+    steps = client.api.build(fileobj=_build_context(base_image), custom_context=True, tag=tag,
+                             rm=True, buildargs={"BASE_IMAGE": base_image}, decode=True,
+                             labels={"multicore-lab.base": base_image}, nocache=rebuild)
+    for step in steps:
+        if "error" in step:
+            raise ImageError(f"building {tag} failed: {str(step['error']).strip()}")
+        text = str(step.get("stream") or "").strip()
+        if text.startswith("Step ") or text.startswith("Successfully"):
+            say(f"  {text}")
+
+
 def ensure_image(client, base_image, rebuild=False, say=print):
     """The trial image for `base_image`, built only when its code digest has no image yet."""
     tag = image_tag(base_image)
@@ -168,13 +195,8 @@ def ensure_image(client, base_image, rebuild=False, say=print):
         ensure_base(client, base_image, say)
         say(f"building image {tag} on {base_image} ...")
         started = time.perf_counter()
-        try:
-            image, _ = client.images.build(
-                fileobj=_build_context(base_image), custom_context=True, tag=tag, rm=True,
-                buildargs={"BASE_IMAGE": base_image},
-                labels={"multicore-lab.base": base_image}, nocache=rebuild)
-        except docker.errors.BuildError as error:
-            raise ImageError(f"building {tag} failed: {error}") from None
+        _build(client, base_image, tag, rebuild, say)
+        image = client.images.get(tag)
         built_seconds = time.perf_counter() - started
         say(f"built {tag} in {built_seconds:.1f} s")
     labels = image.labels or {}

@@ -14,7 +14,7 @@ import secrets
 import time
 from pathlib import Path
 
-from lab import RECORD_SCHEMA
+from lab import records
 
 META = "meta.json"
 RAW = "raw.jsonl"
@@ -22,7 +22,6 @@ PLAN = "plan.json"
 LOCK = ".lock"        # held (flock) by the process running the run
 RESERVE = ".reserve"  # released to write the final meta.json on a full disk
 RESERVE_BYTES = 32 * 1024
-INTERRUPTED = "interrupted"  # error text of a trial cut off by Ctrl-C / SIGTERM starts so
 
 
 class RunFolderError(RuntimeError):
@@ -188,7 +187,8 @@ class RunFolder:
             return False
 
     def read_meta(self):
-        return json.loads(self.meta_path.read_text())
+        """meta.json as a dict, validated (records.Meta)."""
+        return records.read_meta(self.meta_path)
 
     def write_meta(self, meta):
         try:
@@ -205,50 +205,10 @@ class RunFolder:
         return meta
 
     def append(self, record):
-        """Append one trial record and make it durable before the next trial starts."""
+        """Append one trial record (validated: records.TrialRecord) and make it durable before
+        the next trial starts."""
+        record = records.validate_record(record)
         append_line(self.raw_path, json.dumps(record, sort_keys=True, default=str) + "\n")
-
-
-def trial_key(record):
-    """(point_id, round): what identifies a trial in a run (plan.Trial.key)."""
-    return (record.get("point_id"), record.get("round"))
-
-
-def is_cut_off(record):
-    """A trial stopped by Ctrl-C / SIGTERM: not a measurement, run again by --resume."""
-    return record.get("ok") is False and str(record.get("error") or "").startswith(INTERRUPTED)
-
-
-def read_records(raw_path, warn=print, superseded=False):
-    """Every valid record of raw.jsonl; a damaged line is reported with its number and skipped,
-    a record of an unknown schema is refused. A trial cut off by an interruption and run again
-    by --resume counts once, as its rerun (`superseded=True` keeps the cut-off record too)."""
-    records = []
-    raw_path = Path(raw_path)
-    if not raw_path.exists():
-        return records
-    with open(raw_path, "rb") as handle:
-        for number, raw_line in enumerate(handle, start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                record = json.loads(raw_line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                last = not raw_line.endswith(b"\n")
-                warn(f"{raw_path}:{number}: damaged line"
-                     f"{' (the last one, cut off: a crash mid-write?)' if last else ''}, skipped")
-                continue
-            if not isinstance(record, dict):
-                warn(f"{raw_path}:{number}: not a JSON object, skipped")
-                continue
-            if record.get("schema") != RECORD_SCHEMA:
-                raise RunFolderError(f"{raw_path}:{number}: record schema {record.get('schema')!r}"
-                                     f" is not {RECORD_SCHEMA}, which this lab reads")
-            records.append(record)
-    if superseded:
-        return records
-    measured = {trial_key(r) for r in records if not is_cut_off(r)}
-    return [r for r in records if not (is_cut_off(r) and trial_key(r) in measured)]
 
 
 def resolve(results_dir, run):

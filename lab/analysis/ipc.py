@@ -5,18 +5,24 @@ import math
 
 import pandas as pd
 
-from lab import results
-from lab.ipc import DISPLAY
+from lab.analysis.trials import measured, point_stats
+from lab.experiments.ipc import TUTORIAL_CHANNELS as TUTORIAL
 
-TUTORIAL = ("pipe", "queue", "joinable_queue")
+DISPLAY = {  # the channel as the tutorial (or the docs) would write it
+    "pipe": "Pipe()", "queue": "Queue()", "joinable_queue": "JoinableQueue()",
+    "pipe_oneway": "Pipe(duplex=False)", "simple_queue": "SimpleQueue()",
+    "pipe_bytes": "Pipe().send_bytes()", "manager_queue": "Manager().Queue()",
+    "unix_socket": "socketpair(AF_UNIX)", "shm_ring": "shared-memory ring",
+    "os_pipe": "os.pipe() (reference)",
+}
 METRICS = ("messages_per_second", "bytes_per_second", "p50_us", "p99_us")
 
 
 def summary(trials):
     """One row per point: seconds stats, parameters, and each metric's median, min and max."""
     trials = trials[trials["experiment"] == "ipc"]
-    stats = results.point_stats(trials)
-    good = results.measured(trials)
+    stats = point_stats(trials)
+    good = measured(trials)
     for metric in METRICS:
         column = f"metric.{metric}"
         if column not in good.columns:
@@ -77,38 +83,50 @@ def display_table(table):
     return headers, rows, "lrll" + "r" * 12
 
 
-def table_text(table):
-    """Every point in one table, as text."""
-    from lab.report import Table
-    return Table(*display_table(table)).text()
-
-
 def _fmt(value, pattern):
     return "-" if value is None or pd.isna(value) else pattern.format(value)
 
 
+# What tells two points of one channel apart beyond CPUs and placement: the sentences group by it.
+_GROUPS = ("python", "param.messages", "param.timing")
+
+
+def _groups(rows, extra=()):
+    """(words, rows) per CPU count, placement and whatever else varies in `rows` (Python, count,
+    clock): each group holds at most one point per channel."""
+    keys = ["cpus", "param.placement", *extra, *_GROUPS]
+    varying = [k for k in _GROUPS if k in rows and rows[k].astype(str).nunique() > 1]
+    for values, group in rows.groupby(keys, sort=True):
+        where = dict(zip(keys, values))
+        words = f"{_cpus(where['cpus'])}, ends {where['param.placement']}"
+        words += "".join({"python": f", Python {where['python']}",
+                          "param.messages": f", {int(where['param.messages']):,} messages",
+                          "param.timing": f", clock {where['param.timing']}"}[k] for k in varying)
+        yield words, group.drop_duplicates("variant").set_index("variant")
+
+
 def headlines(table):
-    """The questions of the issue answered from this run, as sentences with their ratios."""
+    """The questions of the issue answered from this run, as sentences with their ratios: one
+    per CPU count, placement and (where a run has several) Python, message count and clock."""
     out = []
-    small = streams_of_small_messages(table)
-    for (cpus, placement), group in small.groupby(["cpus", "param.placement"]):
-        rate = group.set_index("variant")["messages_per_second"]
+    for words, group in _groups(streams_of_small_messages(table)):
+        rate = group["messages_per_second"]
         if {"shm_ring", "queue"} <= set(rate.index):
-            out.append(f"{_cpus(cpus)}, ends {placement}: shared-memory ring "
+            out.append(f"{words}: shared-memory ring "
                        f"{rate['shm_ring'] / rate['queue']:.1f}x the messages/s of Queue() "
                        f"({rate['shm_ring']:,.0f} vs {rate['queue']:,.0f})")
         if {"pipe", "queue"} <= set(rate.index):
             faster = "faster" if rate["pipe"] > rate["queue"] else "slower"
-            out.append(f"{_cpus(cpus)}, ends {placement}: Pipe() is {faster} than Queue(), "
+            out.append(f"{words}: Pipe() is {faster} than Queue(), "
                        f"{rate['pipe'] / rate['queue']:.2f}x its messages/s")
     big = table[(table["param.pattern"] == "stream") & (table["param.size_bytes"] == 64 * 1024)
                 & (table["ends"] == "1:1") & (table["param.batch"] == 1)]
-    for (cpus, placement), group in big.groupby(["cpus", "param.placement"]):
-        rate = group.set_index("variant")["bytes_per_second"].dropna()
+    for words, group in _groups(big):
+        rate = group["bytes_per_second"].dropna()
         if "os_pipe" in rate.index and len(rate) > 1:
             others = rate.drop("os_pipe")
             best = others.idxmax()
-            out.append(f"{_cpus(cpus)}, ends {placement}, 64 KiB: best channel {DISPLAY[best]} moves "
+            out.append(f"{words}, 64 KiB: best channel {DISPLAY[best]} moves "
                        f"{others[best] / 1e9:.2f} GB/s, {others[best] / rate['os_pipe']:.0%} of "
                        f"raw os.pipe ({rate['os_pipe'] / 1e9:.2f} GB/s)")
     return out

@@ -10,7 +10,10 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 
+from lab.run.options import BadInput
+
 LIMITS = ("cpuset", "quota")
+MAX_TRIALS = 200_000  # a run of more trials would not end in a week even at 3 s a trial
 
 
 @dataclass(frozen=True)
@@ -39,22 +42,13 @@ class Point:
         workers = "wdefault" if self.workers is None else f"w{self.workers}"
         return f"{self.experiment}.{self.variant}.{limit}.{workers}.{digest[:6]}"
 
-    @property
-    def label(self):
-        """What a person reads in the progress line: the point's variant and what varies."""
+    def where(self):
+        """The point's CPUs in words, and its image when a run has several: what every family's
+        label starts from."""
         limit = f"quota {self.quota:g}" if self.limit == "quota" else f"cpus {self.cpus}"
         if self.image and self.image != "local":  # which base (Python) when a run has several
             limit += f", on {self.image.rsplit('/', 1)[-1]}"
-        p = self.params_dict
-        if self.experiment == "ipc":
-            size = f"{p.get('size_bytes')} B" if p.get("size_bytes") else "small ints"
-            ends = f" {p.get('producers')}:{p.get('consumers')}" if (
-                p.get("producers"), p.get("consumers")) != (1, 1) else ""
-            batch = f" batch {p.get('batch')}" if p.get("batch", 1) != 1 else ""
-            return (f"{self.variant} {p.get('pattern')} {p.get('messages')} x {size}{batch}{ends},"
-                    f" {limit}, ends {p.get('placement')}")
-        workers = "Pool() default" if self.workers is None else self.workers
-        return f"{self.experiment} {self.variant}, {limit}, workers {workers}"
+        return limit
 
     def as_dict(self):
         data = asdict(self)
@@ -66,6 +60,19 @@ class Point:
 def make_point(**fields):
     params = fields.pop("params", {}) or {}
     return Point(params=tuple(sorted(params.items())), cpuset=tuple(fields.pop("cpuset")), **fields)
+
+
+def points_of(plan_file):
+    """The Points of a records.PlanFile."""
+    fields = set(Point.__dataclass_fields__)
+    return [make_point(**{k: v for k, v in point.model_dump().items() if k in fields})
+            for point in plan_file.points]
+
+
+def plan_of(plan_file):
+    """The Plan of a records.PlanFile (same points, seed and repeat: the same trials, in order)."""
+    return Plan(points_of(plan_file), plan_file.repeat, plan_file.seed,
+                plan_file.discard_first_round)
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,11 @@ class Plan:
     trials: list = field(init=False)
 
     def __post_init__(self):
+        trials = len(self.points) * self.rounds
+        if trials > MAX_TRIALS:  # refused before the trials are built: they would fill memory
+            raise BadInput(f"the plan has {len(self.points)} points x {self.rounds} rounds = "
+                           f"{trials:,} trials, over the {MAX_TRIALS:,} a run may hold; lower "
+                           f"--repeat or the matrix")
         self.trials = interleave(self.points, self.repeat, self.seed, self.discard_first_round)
 
     @property

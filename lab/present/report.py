@@ -1,7 +1,8 @@
-"""Analysis and report of a run folder, from raw.jsonl and meta.json alone (nothing is run here).
+"""The report of a run folder, from raw.jsonl and meta.json alone (nothing is run here).
 
-`build` writes summary.csv and the charts (PNG and SVG), prints the tables, the fits and the
-warnings, and writes the same report twice: report.md (renders on a Git forge, the PNGs beside
+`build` asks the run's family for its summary (summary.csv) and its section (tables, charts as
+PNG and SVG, what it prints), adds what every run has (what was run on what, the warnings, how
+the numbers are computed), and writes the same report twice: report.md (renders on a Git forge, the PNGs beside
 it) and report.html (one self-contained file: CSS inline, charts embedded as base64 PNG, no
 external resource, so it can be copied off a VM alone). Both come from one `Report` object;
 a format is one `write_*` function.
@@ -14,71 +15,14 @@ import math
 import shlex
 from dataclasses import dataclass, field
 
-from lab import checks, plots, results, runfolder, stats
+from lab.analysis import stats
+from lab.analysis.trials import load_trials, measured
+from lab.analysis.warnings import data_warnings, normalised
+from lab.present.tables import Table
 
 SUMMARY = "summary.csv"
 MARKDOWN = "report.md"
 HTML = "report.html"
-
-
-def _fmt(value, pattern="{:.3f}"):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    try:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "-"
-    except TypeError:
-        pass
-    return pattern.format(value)
-
-
-def _interval(low, high, pattern="{:.3f}"):
-    if _fmt(low) == "-" or _fmt(high) == "-":
-        return "-"
-    return f"[{pattern.format(low)}, {pattern.format(high)}]"
-
-
-def percent(fraction):
-    """0.9375 -> '93.75%', 0.5 -> '50%': a coverage as exact as it is, without trailing zeros."""
-    return f"{fraction * 100:.2f}".rstrip("0").rstrip(".") + "%"
-
-
-@dataclass
-class Table:
-    """Headers and rows of strings; the same table as text, Markdown or HTML. `align` has one
-    'l' or 'r' per column (numbers right)."""
-    headers: list
-    rows: list
-    align: str = ""
-
-    def _align(self, index):
-        return (self.align[index] if index < len(self.align) else "r") if self.align else "r"
-
-    def text(self):
-        widths = [max([len(h)] + [len(r[i]) for r in self.rows])
-                  for i, h in enumerate(self.headers)]
-
-        def line(cells):
-            return " ".join(c.ljust(w) if self._align(i) == "l" else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-        return "\n".join([line(self.headers)] + [line(r) for r in self.rows])
-
-    def markdown(self):
-        def cell(text):
-            return text.replace("|", "\\|")
-        rule = ["---" if self._align(i) == "l" else "---:" for i in range(len(self.headers))]
-        lines = ["| " + " | ".join(cell(h) for h in self.headers) + " |",
-                 "| " + " | ".join(rule) + " |"]
-        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
-
-    def html(self):
-        def cells(tag, values):
-            return "".join(f'<{tag} class="{self._align(i)}">{html.escape(v)}</{tag}>'
-                           for i, v in enumerate(values))
-        body = "".join(f"<tr>{cells('td', row)}</tr>" for row in self.rows)
-        return (f'<div class="scroll"><table><thead><tr>{cells("th", self.headers)}</tr></thead>'
-                f"<tbody>{body}</tbody></table></div>")
 
 
 @dataclass
@@ -105,131 +49,6 @@ class Report:
     methods: list = field(default_factory=lambda: list(METHODS))
 
 
-# --- scaling -----------------------------------------------------------------------------------
-
-def scaling_display(summary):
-    """The per-point table of a scaling run: spread, the median's interval, speedup with its
-    bootstrap interval, efficiency."""
-    several = summary["python"].nunique() > 1
-    headers = (["python"] if several else []) + [
-        "variant", "limit", "CPUs", "workers", "n", "median s", "median interval s (coverage)",
-        "CV", "outliers", "speedup [95% CI]", "abs.", "effic.", "failed"]
-    rows = []
-    for _, row in summary.iterrows():
-        cpus = f"q{row['quota']:g}" if row["limit"] == "quota" else str(row["cpus"])
-        workers = "default" if row["workers"] is None else str(row["workers"])
-        weak = row["variant"] == "weak"
-        column = "scaled_speedup" if weak else "speedup"
-        speedup = _fmt(row[column], "{:.2f}")
-        if speedup != "-":
-            speedup += " " + _interval(row[f"{column}_ci_low"], row[f"{column}_ci_high"], "{:.2f}")
-        interval = _interval(row["median_ci_low_s"], row["median_ci_high_s"])
-        if interval != "-":
-            interval += f" ({percent(row['median_ci_coverage'])})" if row["n"] > 1 else ""
-        rows.append(([str(row["python"])] if several else []) + [
-            row["variant"], row["limit"], cpus, workers, str(row["n"]), _fmt(row["median_s"]),
-            interval if row["n"] > 1 else "-", _fmt(row["cv"], "{:.1%}"), str(row["outliers"]),
-            speedup, _fmt(row["speedup_absolute"], "{:.2f}"), _fmt(row["efficiency"], "{:.2f}"),
-            str(row["failed"])])
-    align = ("l" if several else "") + "llrr" + "r" * 9
-    return Table(headers, rows, align)
-
-
-def scaling_table(summary):
-    """The table printed at the end (text)."""
-    return scaling_display(summary).text()
-
-
-def fit_lines(summary):
-    """'Amdahl, strong (Python 3.13.5): serial fraction s = ...' per curve and law."""
-    lines = []
-    for name, curve in results.strong_curves(summary):
-        python = curve["python"].iloc[0]
-        variant = name.split(" ")[0]
-        lines.append(f"Amdahl, {variant} (Python {python}): {curve['amdahl'].iloc[0]}")
-        lines.append(f"USL, {variant} (Python {python}): {curve['usl'].iloc[0]}")
-    for name, curve in results.weak_curves(summary):
-        lines.append(f"Gustafson, weak (Python {curve['python'].iloc[0]}): "
-                     f"{curve['gustafson'].iloc[0]}")
-    return lines
-
-
-def fits_display(summary):
-    rows = []
-    for name, curve in results.strong_curves(summary):
-        rows.append([name, "Amdahl: S = 1 / (s + (1 - s) / c)", curve["amdahl"].iloc[0]])
-        rows.append([name, "USL: S = c / (1 + σ(c - 1) + κc(c - 1))", curve["usl"].iloc[0]])
-    for name, curve in results.weak_curves(summary):
-        rows.append([name, "Gustafson: S = c - s(c - 1)", curve["gustafson"].iloc[0]])
-    return Table(["curve", "law", "fit"], rows, "lll")
-
-
-def scaling_section(scaling, folder, meta, say):
-    summary = results.scaling_summary(scaling)
-    summary.to_csv(folder.path / SUMMARY, index=False)
-    pythons = ", ".join(sorted(str(p) for p in scaling["python"].dropna().unique()))
-    suffix = f" — Python {pythons}, {meta.get('backend', {}).get('backend', '')}"
-    charts = []
-    if summary["speedup"].notna().any() or summary["scaled_speedup"].notna().any():
-        charts += plots.speedup_chart(summary, scaling, folder.path, suffix)
-    if summary["efficiency"].notna().any():
-        charts += plots.efficiency_chart(summary, folder.path, suffix)
-    notes = []
-    if (summary["limit"] == "quota").any():
-        view = results.quota_view(scaling, summary)
-        charts += plots.quota_chart(view, folder.path, suffix)
-        notes = results.pool_sizing_sentences(view)
-    table = scaling_table(summary)
-    lines = fit_lines(summary)
-    say("\n" + table)
-    if lines:
-        say("\n".join(lines))
-    if notes:
-        say("\nWhat to size a pool by:\n" + "\n".join(f"- {s}" for s in notes))
-    section = Section("CPU-bound scaling", "scaling")
-    section.add("table", scaling_display(summary),
-                "Per point: measured trials' seconds; speedup T(1 CPU) / T(c) (weak: scaled, "
-                "c·T(1)/T(c)) with its 95% bootstrap interval; abs. = against the serial run; "
-                "effic. = speedup / CPUs")
-    if lines:
-        section.add("table", fits_display(summary), "Fits to the strong curves' and weak "
-                    "curve's median speedups (least squares)")
-    if notes:
-        section.add("notes", notes, "What to size a pool by:")
-    section.add("charts", [c for c in charts if c.suffix == ".png"])
-    return summary, section
-
-
-# --- ipc ---------------------------------------------------------------------------------------
-
-def ipc_section(trials, folder, say):
-    """Summary, tutorial-style lines, headline ratios and charts of an IPC run."""
-    from lab import ipc_plots, ipc_results
-    table = ipc_results.summary(trials)
-    table.to_csv(folder.path / SUMMARY, index=False)
-    pythons = ", ".join(sorted(str(p) for p in trials["python"].dropna().unique()))
-    suffix = f" — Python {pythons}"
-    charts = []
-    for chart in ipc_plots.CHARTS:
-        charts += chart(table, folder.path, suffix)
-    tutorial = "\n".join(ipc_results.tutorial_lines(table))
-    display = Table(*ipc_results.display_table(table))
-    notes = ipc_results.headlines(table)
-    say("\n" + tutorial + "\n\n" + display.text())
-    if notes:
-        say("\n" + "\n".join(f"- {note}" for note in notes))
-    section = Section("Inter-process channels", "ipc")
-    if tutorial:
-        section.add("text", tutorial, "The tutorial's sentence per channel, from the median "
-                    "trial (* the tutorial's three channels)")
-    if notes:
-        section.add("notes", notes, "In short:")
-    section.add("table", display, "Every point: medians of the measured trials; msgs/s and "
-                "MB/s of the payload; p50/p99 round trip where the pattern is ping-pong")
-    section.add("charts", [c for c in charts if c.suffix == ".png"])
-    return table, section
-
-
 # --- what was run, on what ---------------------------------------------------------------------
 
 def _when(timestamp):
@@ -239,7 +58,7 @@ def _when(timestamp):
         "%Y-%m-%d %H:%M:%S UTC")
 
 
-def facts(meta, trials, failed, folder):
+def facts(meta, trials, failed, folder, family_facts=()):
     """(name, value) pairs of meta.json, the things a reader needs to judge and rerun the run."""
     host = meta.get("host") or {}
     topo = host.get("topology") or {}
@@ -255,15 +74,13 @@ def facts(meta, trials, failed, folder):
         out.append(("command line", shlex.join(str(a) for a in lab["command_line"])))
     out.append(("lab", f"version {lab.get('version', '?')}, git commit "
                        f"{lab.get('git_commit') or 'unknown'}"))
-    measured = results.measured(trials) if len(trials) else trials
+    kept = measured(trials) if len(trials) else trials
     warmup = int((trials["warmup"] == True).sum()) if len(trials) else 0  # noqa: E712
     out.append(("plan", f"seed {meta.get('seed')}, {meta.get('points_planned', '?')} points, "
                         f"{meta.get('trials_planned', '?')} trials planned, {len(trials)} recorded "
                         f"({warmup} warm-up, "
-                        f"{len(measured)} measured, {failed} measured failed)"))
-    if meta.get("calibration"):
-        calibration = meta["calibration"]
-        out.append(("work", ", ".join(f"{k} {v}" for k, v in calibration.items())))
+                        f"{len(kept)} measured, {failed} measured failed)"))
+    out += family_facts
     if host:
         smt = topo.get("smt")
         out.append(("host", f"{host.get('hostname', '?')}: {host.get('cpu_model') or 'CPU ?'}, "
@@ -316,34 +133,27 @@ METHODS = [
 
 # --- build -------------------------------------------------------------------------------------
 
-def build(folder, say=print):
-    """Summary, charts, warnings and report of `folder`; returns the number of failed measured
-    trials."""
-    trials = results.load_trials(folder, warn=say)
+def build(folder, family, say=print):
+    """summary.csv, charts, warnings and report of `folder` (a run.folder.RunFolder) by its
+    `family` (families.Family); returns the number of failed measured trials."""
+    trials = load_trials(folder, warn=say)
     if trials.empty:
         say(f"{folder.raw_path}: no trials recorded yet; nothing to report")
         return 0
     meta = folder.read_meta() if folder.meta_path.exists() else {}
     failed = int(((trials["ok"] != True) & (trials["warmup"] == False)).sum())  # noqa: E712
-    sections, data = [], []
-    scaling = trials[trials["experiment"] == "scaling"]
-    if not scaling.empty:
-        summary, section = scaling_section(scaling, folder, meta, say)
-        sections.append(section)
-        data += checks.data_warnings(scaling, summary)
-    ipc = trials[trials["experiment"] == "ipc"]
-    if not ipc.empty:
-        table, section = ipc_section(ipc, folder, say)
-        sections.append(section)
-        data += checks.data_warnings(ipc, table)
-    warnings = checks.normalised(meta.get("warnings")) + data
+    summary = family.summarize(trials)
+    summary.to_csv(folder.path / SUMMARY, index=False)
+    section = family.section(trials, summary, folder.path, meta, say)
+    data = data_warnings(trials, summary, family.lengthen_flag, family.row_label)
+    warnings = normalised(meta.get("warnings")) + data
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")
     say_warnings(warnings, say)
     report = Report(f"Run {folder.run_id}", summary_line(meta, trials, failed, folder),
-                    facts(meta, trials, failed, folder), sections, warnings)
-    write_markdown(folder, report)
-    write_html(folder, report)
+                    facts(meta, trials, failed, folder, family.facts(meta)), [section], warnings)
+    write_markdown(folder.path, report)
+    write_html(folder.path, report)
     say(f"\nsummary, charts and report ({MARKDOWN}, {HTML}) in {folder.path}")
     return failed
 
@@ -361,7 +171,8 @@ def say_warnings(warnings, say=print):
 
 # --- formats -----------------------------------------------------------------------------------
 
-def write_markdown(folder, report):
+def write_markdown(out, report):
+    """report.md in the folder `out` (a Path), the PNGs beside it."""
     lines = [f"# {report.title}", "", report.summary_line, "",
              f"## {report.facts_title}", "", Table(["", ""], [[k, v] for k, v in report.facts],
                                                     "ll").markdown(), ""]
@@ -385,7 +196,7 @@ def write_markdown(folder, report):
             elif kind == "charts":
                 lines += [f"![{chart.stem}]({chart.name})" for chart in content] + [""]
     lines += ["## How the numbers are computed", ""] + [f"- {m}" for m in report.methods] + [""]
-    (folder.path / MARKDOWN).write_text("\n".join(lines))
+    (out / MARKDOWN).write_text("\n".join(lines))
 
 
 CSS = """
@@ -413,8 +224,9 @@ def _png_data_uri(path):
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_html(folder, report):
-    """One self-contained file: inline CSS, charts as base64 PNG, no external resource."""
+def write_html(out, report):
+    """report.html in the folder `out` (a Path): one self-contained file (inline CSS, charts as
+    base64 PNG, no external resource)."""
     e = html.escape
     nav = [f'<a href="#facts">{e(report.facts_title.split(",")[0])}</a>',
            f'<a href="#warnings">Warnings ({len(report.warnings)})</a>']
@@ -458,10 +270,4 @@ def write_html(folder, report):
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(report.title)}</title><style>{CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>\n")
-    (folder.path / HTML).write_text(page, encoding="utf-8")
-
-
-def rebuild(results_dir, run, say=print):
-    """`invoke report RUN`: redraw from raw.jsonl without running anything."""
-    folder = runfolder.resolve(results_dir, run)
-    return build(folder, say=say)
+    (out / HTML).write_text(page, encoding="utf-8")

@@ -1,0 +1,157 @@
+"""When the lab's own numbers should not be trusted: warnings from the data, each with what to do.
+
+From a run's trials and point summary (`data_warnings`): spread too wide, too few repeats for the
+spread seen, CFS throttling under a cpuset limit, outliers. System checks (load, swap, governor,
+thermal throttling) are read around the run by lab/run/system_checks.py and kept in meta.json.
+
+A warning is a dict {code, message, advice}: what was seen, and what to do about it.
+"""
+
+import math
+
+CV_WIDE = 0.10        # a point's coefficient of variation above this: spread too wide
+CV_FEW = 0.05         # ... above this with fewer than MIN_REPEATS trials: too few repeats
+MIN_REPEATS = 5       # the fewest trials for which [min, max] is a >90% interval of the median
+CI_WIDE = 0.10        # the median's interval wider than this fraction of the median
+
+
+def warning(code, message, advice):
+    return {"code": code, "message": message, "advice": advice}
+
+
+# --- data checks -------------------------------------------------------------------------------
+
+def point_label(row, varying=(), show_workers=False):
+    """A point in words: variant, CPUs or quota, workers (`show_workers`), and the parameters
+    that vary."""
+    where = (f"quota {_plural(row['quota'], 'CPU')}" if row.get("limit") == "quota"
+             else _plural(int(row["cpus"]), "CPU"))
+    parts = [str(row.get("channel") or row.get("variant")), where]
+    workers = row.get("workers")
+    if show_workers:
+        parts.append("Pool() default workers" if _missing(workers)
+                     else _plural(int(workers), "worker"))
+    for column in varying:
+        name, value = column.removeprefix("param."), row.get(column)
+        parts.append(PARAM_WORDS.get(name, "{name} {value}").format(name=name, value=value))
+    return ", ".join(parts)
+
+
+PARAM_WORDS = {"size_bytes": "{value} B", "placement": "ends {value}", "python": "Python {value}",
+               "messages": "{value} messages", "batch": "batch {value}", "timing": "clock {value}"}
+
+
+def _plural(count, noun):
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def varying_columns(summary):
+    """Columns that tell points apart beyond variant, limit and CPUs (parameters, Python)."""
+    columns = [c for c in summary.columns if c.startswith("param.")]
+    if "python" in summary.columns:
+        columns.append("python")
+    return [c for c in columns if summary[c].astype(str).nunique() > 1]
+
+
+def _listing(items, limit=6):
+    shown = "; ".join(items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def data_warnings(trials, summary, lengthen="--work", label=point_label):
+    """Warnings from the measurements themselves: `trials` (trials.trials_frame) and `summary`
+    (trials.point_stats or a summary built on it: n, median_s, cv, median_ci_*, outliers).
+    `lengthen` names the flag that makes a trial longer; `label(row, varying)` names a point."""
+    out = []
+    if summary is None or summary.empty:
+        return out
+    point_label = label
+    varying = varying_columns(summary)
+    rows = [row for _, row in summary.iterrows() if row["n"] > 0]
+    longer = lengthen
+
+    wide = [row for row in rows if row["cv"] > CV_WIDE]
+    if wide:
+        out.append(warning(
+            "spread-too-wide",
+            f"{len(wide)} point{'s' if len(wide) > 1 else ''} vary by more than {CV_WIDE:.0%} "
+            f"(coefficient of variation) between trials: "
+            + _listing([f"{point_label(r, varying)} (CV {r['cv']:.0%})" for r in wide]),
+            f"find the noise before trusting differences smaller than the spread: quiet the "
+            f"machine, lengthen each trial ({longer}) so start-up jitter matters less, and raise "
+            f"--repeat; the median and its interval are robust, the mean is not"))
+
+    few = []
+    for row in rows:
+        relative = (row["median_ci_high_s"] - row["median_ci_low_s"]) / row["median_s"] \
+            if row["median_s"] > 0 else math.nan
+        if row["n"] < 3:
+            few.append(f"{point_label(row, varying)} (n={row['n']}: no spread to judge)")
+        elif row["n"] < MIN_REPEATS and row["cv"] > CV_FEW:
+            few.append(f"{point_label(row, varying)} (n={row['n']}, CV {row['cv']:.0%})")
+        elif relative > CI_WIDE:
+            few.append(f"{point_label(row, varying)} (n={row['n']}, the median's "
+                       f"{row['median_ci_coverage']:.0%} interval spans {relative:.0%} of it)")
+    if few:
+        out.append(warning(
+            "too-few-repeats",
+            f"too few trials for the spread seen at {len(few)} point{'s' if len(few) > 1 else ''}: "
+            + _listing(few),
+            f"rerun with --repeat {max(10, MIN_REPEATS)} or more: with 10 trials the median's "
+            f"interval runs from the 2nd to the 9th at 97.9% coverage; below {MIN_REPEATS} no "
+            f"interval reaches 90% ([min, max] of 5 is 93.75%)"))
+
+    throttled = _throttled_under_cpuset(trials)
+    if throttled is not None:
+        count, seconds, points = throttled
+        out.append(warning(
+            "throttled-under-cpuset",
+            f"{count} trial{'s' if count > 1 else ''} limited by a cpuset only "
+            f"{'were' if count > 1 else 'was'} CFS-throttled "
+            f"({seconds:.2f} s in all) at {len(points)} point{'s' if len(points) > 1 else ''}: "
+            f"a CPU quota was in force as well, so their times include waiting for quota",
+            "find the quota: the container's cgroup and its parents (cpu.max on cgroup v2, "
+            "cpu.cfs_quota_us on v1), the engine's cgroup parent or a systemd slice's CPUQuota; "
+            "remove it and rerun those points"))
+
+    outliers = [row for row in rows if row.get("outliers", 0) > 0]
+    if outliers:
+        total = int(sum(row["outliers"] for row in outliers))
+        out.append(warning(
+            "outliers",
+            f"{total} trial{'s' if total > 1 else ''} at {len(outliers)} "
+            f"point{'s' if len(outliers) > 1 else ''} lie outside Tukey's fences (1.5 IQR beyond "
+            f"the quartiles); they are kept in every statistic and counted in summary.csv: "
+            + _listing([f"{point_label(r, varying)} ({int(r['outliers'])})" for r in outliers]),
+            "look at when they ran (started_at and `outlier` in the trials): a cluster in time "
+            "points to interference from outside; the medians barely move, means would"))
+    return out
+
+
+def _throttled_under_cpuset(trials):
+    """(trials, throttled seconds, point ids) of cpuset-limited trials that were throttled."""
+    needed = {"limit", "throttled_seconds", "point_id"}
+    if trials is None or trials.empty or not needed <= set(trials.columns):
+        return None
+    seconds = trials["throttled_seconds"].astype(float).fillna(0.0)
+    hit = trials[(trials["limit"] == "cpuset") & (seconds > 0)]
+    if hit.empty:
+        return None
+    return len(hit), float(seconds[hit.index].sum()), sorted(hit["point_id"].unique())
+
+
+def normalised(warnings):
+    """Warnings as stored by anyone (dicts, or plain strings of older runs) as dicts."""
+    out = []
+    for item in warnings or ():
+        if isinstance(item, dict):
+            out.append({"code": str(item.get("code") or "run"),
+                        "message": str(item.get("message") or ""),
+                        "advice": str(item.get("advice") or "")})
+        else:
+            out.append(warning("run", str(item), ""))
+    return out

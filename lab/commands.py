@@ -1,0 +1,138 @@
+"""What each `invoke` task does, as plain functions (tasks.py only hands them flags and config).
+
+Every command can be run from Python too: `run_family(name, flags, config)`, `report(...)`,
+`compare(...)`, `build(...)`, `info(...)`. `refusal(error)` says which errors are the user's to
+fix (one line, no traceback) and with which exit status.
+"""
+
+import os
+import signal
+
+from lab import families, records
+from lab.backends import BackendUnavailable, engine_requested_explicitly
+from lab.backends.image import ImageError
+from lab.run.folder import RunFolderError, resolve
+from lab.run.options import BadInput
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def refusal(error):
+    """(exit status, one line) for an error a user can cause or fix, else None (a bug)."""
+    if isinstance(error, (BadInput, ImageError, RunFolderError, records.RecordsError)):
+        return EXIT_BAD_INPUT, f"error: {error}"
+    import docker
+    import requests
+    if isinstance(error, (docker.errors.DockerException, requests.exceptions.RequestException)):
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        return EXIT_FAILED, (f"error: the Docker engine refused or dropped a request "
+                             f"({type(error).__name__}: {first}); check `docker info` and retry")
+    return None
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+class guarded:
+    """Inside the block SIGTERM is Ctrl-C, so building or calibrating stops cleanly (containers
+    removed); once trials run, lab.run catches both and keeps what was measured."""
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGTERM, _interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if signal.getsignal(signal.SIGTERM) is _interrupt:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+def run_family(name, flags, config, say=print):
+    """`invoke NAME ...`: a run of the family NAME; returns its exit status."""
+    from lab.run.task import run_family as run
+    return run(families.get(name), flags, config, say=say)
+
+
+def family_of(meta, trials):
+    """The family of a run: by meta.json's task, else by its trials' experiment."""
+    task = (meta or {}).get("task")
+    if task in families.FAMILIES:
+        return families.get(task)
+    experiments = set(trials["experiment"].dropna()) if len(trials) else set()
+    for experiment in experiments:
+        family = families.for_experiment(experiment)
+        if family is not None:
+            return family
+    raise records.RecordsError(f"cannot tell which task made this run (task {task!r}, "
+                               f"experiments {sorted(experiments)})")
+
+
+def report(results_dir, run, say=print):
+    """`invoke report RUN`: summary, charts and report redrawn from raw.jsonl; runs nothing."""
+    from lab.analysis.trials import load_trials
+    from lab.present import report as present
+    folder = resolve(results_dir, run)
+    meta = folder.read_meta() if folder.meta_path.exists() else {}
+    family = family_of(meta, load_trials(folder, warn=lambda *_: None))
+    return present.build(folder, family, say=say)
+
+
+def compare(results_dir, run_a, run_b, say=print):
+    """`invoke compare A B`: point by point, into <results_dir>/compare-<a>-vs-<b>/."""
+    from lab.present.compare import compare as present
+    return present(resolve(results_dir, run_a), resolve(results_dir, run_b), results_dir,
+                   family_of, say=say)
+
+
+def build(base_image, rebuild=False, say=print):
+    """`invoke build`: the trial image, and its offline base when missing."""
+    from lab.backends.docker import connect
+    from lab.backends.image import ensure_image
+    try:
+        client = connect()
+    except BackendUnavailable as why:
+        raise ImageError(f"{why}; building an image needs a Docker engine (start dockerd)") from None
+    image = ensure_image(client, base_image, rebuild=rebuild, say=say)
+    state = "built" if image.built_seconds is not None else "up to date (reused)"
+    say(f"image {image.tag} {state}: id {image.id[:19]}, Python {image.python}, base {image.base}")
+    return image
+
+
+def info(config, say=print):
+    """`invoke info`: what the lab sees before it runs anything."""
+    from lab import sysinfo
+    from lab.backends import image
+    from lab.hosts import facts, topology
+    cpus = topology.read_cpus()
+    host = facts.host(cpus)
+    topo = host["topology"]
+    say(f"host        {host['hostname']}: {host['cpu_model']}, kernel {host['kernel']}")
+    say(f"CPUs        {host['cpu_count']} online, {len(cpus)} usable by this process "
+        f"({sysinfo.format_cpu_list([c.id for c in cpus])}); {topo['physical_cores']} physical "
+        f"cores in {topo['packages']} package(s), SMT {'on' if topo['smt'] else 'off'}")
+    say(f"placement   spread order {topology.ordered(cpus, 'spread')}, "
+        f"compact order {topology.ordered(cpus, 'compact')}")
+    say(f"cgroup      v{host['cgroup_version']}; this process sees {sysinfo.seen()['cgroup']}")
+    base = config["base_image"]
+    try:
+        from lab.backends.docker import connect
+        client = connect()
+    except BackendUnavailable as why:
+        say(f"engine      none: {why}")
+        choice = ("refused (DOCKER_HOST is set but does not answer)"
+                  if engine_requested_explicitly() else
+                  "local (host processes pinned with sched_setaffinity)")
+        say(f"backend     auto -> {choice}")
+        return
+    version = client.version()
+    engine = client.info()
+    say(f"engine      Docker {version.get('Version')} (API {version.get('ApiVersion')}) at "
+        f"{os.environ.get('DOCKER_HOST') or 'the default socket'}, cgroup "
+        f"v{engine.get('CgroupVersion')} ({engine.get('CgroupDriver')}), {engine.get('NCPU')} CPUs")
+    tag = image.image_tag(base)
+    say(f"base image  {base}: {'present' if image._exists(client, base) else 'missing'}"
+        f"{' (built offline by invoke build)' if image.offline_suite(base) else ''}")
+    say(f"image       {tag}: {'present' if image._exists(client, tag) else 'missing (invoke build)'}")
+    say("backend     auto -> docker (the engine answers)")

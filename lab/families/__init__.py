@@ -1,0 +1,128 @@
+"""Experiment families, host side: everything a family is, behind one interface.
+
+A family (DESIGN.md) is a kind of experiment with its own task: `scale`, `ipc`. Its host side is
+one `Family` subclass in this folder, registered in FAMILIES; its trial side is one module in
+lab/experiments (standard library only). The run machinery (lab.run), report assembly and
+compare (lab.present) call these methods and never name a family.
+
+Adding a family: lab/experiments/<name>.py (run_trial), named in lab.experiments.EXPERIMENTS;
+lab/families/<name>.py (a Family subclass), named in FAMILIES below; one task function in
+tasks.py handing its flags to `lab.commands.run_family`; its defaults in invoke.yaml.
+"""
+
+import importlib
+
+from lab.run.options import BadInput
+
+# task name -> "module:Class"; imported when used, so `invoke info` loads no family.
+FAMILIES = {
+    "scale": "lab.families.scale:ScaleFamily",
+    "ipc": "lab.families.ipc:IpcFamily",
+}
+
+
+class Family:
+    """The host side of one experiment family. Subclasses set the attributes and override the
+    methods that say `raise NotImplementedError`; the others have sensible defaults.
+
+    name           the task (`invoke NAME`), the run id's middle part, meta.json's `task`
+    experiment     the trial-side module in lab/experiments that runs its trials
+    title, anchor  the report section's heading and HTML anchor
+    flags          {flag: help} of its own flags (beside the shared ones), as tasks.py takes them
+    plan_flags     which of its flags shape the plan (--resume compares them, --plan refuses)
+    uses_quota     whether it offers --quota points
+    lengthen_flag  the flag that lengthens a trial (named by the spread warnings)
+    show_workers   whether a point's worker count belongs in its label
+    """
+    name = ""
+    experiment = ""
+    title = ""
+    anchor = ""
+    flags = {}
+    plan_flags = ()
+    uses_quota = False
+    lengthen_flag = "--work"
+    show_workers = False
+
+    # --- flags -> options -> points ----------------------------------------------------------
+
+    def parse(self, flags, defaults, shared):
+        """The family's typed options from its `flags` (None: not given) and `defaults` (its
+        invoke.yaml section), or BadInput in one line."""
+        raise NotImplementedError
+
+    def prepare(self, options, backend, cpus, images, say, dry_run=False):
+        """What the run needs measured before its plan (e.g. a calibration trial); returns what
+        meta.json keeps of it (a dict merged into meta), from which `points` and `estimate`
+        read. A dry run measures nothing and returns nominal values."""
+        return {}
+
+    def points(self, options, cpus, images, prepared):
+        """(points, notes): the points of the matrix on these CPUs and images; notes maps a
+        one-line reason for combinations left out to how many were. BadInput when nothing is
+        left to run."""
+        raise NotImplementedError
+
+    def estimate(self, point, prepared):
+        """Rough seconds of one trial's work (the backend adds its overhead)."""
+        raise NotImplementedError
+
+    def point_label(self, point):
+        """What a person reads in the progress line: the point's variant and what varies."""
+        workers = "Pool() default" if point.workers is None else point.workers
+        return f"{point.variant}, {point.where()}, workers {workers}"
+
+    # --- analysis and report -----------------------------------------------------------------
+
+    def summarize(self, trials):
+        """summary.csv: one row per point (analysis.trials.point_stats and the family's own)."""
+        from lab.analysis.trials import point_stats
+        return point_stats(trials)
+
+    def section(self, trials, summary, out, meta, say):
+        """The report section (present.report.Section): tables, charts (written into `out`),
+        notes; what it prints goes through `say`."""
+        raise NotImplementedError
+
+    def facts(self, meta):
+        """(name, value) lines the report's facts table adds for this family."""
+        return []
+
+    def row_label(self, row, varying=()):
+        """A summary row in words (warnings, compare)."""
+        from lab.analysis.warnings import point_label
+        return point_label(row, varying, show_workers=self.show_workers)
+
+    def compare_measure(self, trials):
+        """(column, unit, better) `invoke compare` compares for this family's points."""
+        return "seconds", "s", "lower"
+
+    def compare_charts(self, table, run_a, run_b, labels, out):
+        """Charts of a comparison beyond the generic ratio chart; returns their paths."""
+        return []
+
+
+def register(name, family):
+    """Make `family` (a Family subclass, or "module:Class") the family of task `name`; what
+    FAMILIES lists is registered at import, a plug-in or a test registers its own."""
+    FAMILIES[name] = family
+
+
+def get(name):
+    """The registered family called `name` (an instance), or BadInput naming the known ones."""
+    if name not in FAMILIES:
+        raise BadInput(f"unknown task {name!r}; known: {', '.join(FAMILIES)}")
+    family = FAMILIES[name]
+    if isinstance(family, str):
+        module, _, cls = family.partition(":")
+        family = getattr(importlib.import_module(module), cls)
+    return family()
+
+
+def for_experiment(experiment):
+    """The family whose trials run `experiment` (runs without a meta.json)."""
+    for name in FAMILIES:
+        family = get(name)
+        if family.experiment == experiment:
+            return family
+    return None

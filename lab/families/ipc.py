@@ -1,0 +1,217 @@
+"""`invoke ipc`, host side: Pipe vs Queue vs JoinableQueue, and the channels beyond them.
+
+Flags -> IpcOptions -> points (every point checked by the trial's own rules and the host's budget,
+lab.families.ipc_budget, so a point over the budget is refused before any container starts).
+Combinations a channel does not offer (2:2 ends on a Pipe, ping-pong with batches) are left out
+of the plan and listed; a request that leaves nothing to run is refused. The analysis is
+lab.analysis.ipc, the report section lab.present.ipc_report.
+"""
+
+import os
+import re
+from dataclasses import asdict, dataclass
+
+from lab.experiments import SpecError
+from lab.experiments import ipc as trial
+from lab.families import Family, ipc_budget
+from lab.hosts import topology
+from lab.run import options as parse
+from lab.run.options import BadInput
+from lab.run.plan import make_point
+
+END_PLACEMENTS = trial.PLACEMENTS
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20}
+
+
+def parse_size(flag, item):
+    """'0', '65536', '64KiB', '1M' -> bytes; negative or malformed sizes are refused."""
+    match = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", item.strip())
+    if not match or match.group(2).lower() not in _UNITS:
+        raise BadInput(f"{flag} {item!r}: not a size; allowed: bytes from 0 to 1MiB, e.g. 0,64KiB")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_ends(text):
+    """'1:1,2:2,4:1' -> [(1, 1), (2, 2), (4, 1)]: producers:consumers."""
+    ends = []
+    for item in parse.list_items("--ends", text):
+        match = re.fullmatch(r"(\d+):(\d+)", item)
+        if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+            raise BadInput(f"--ends {item!r}: not allowed; allowed: producers:consumers such as "
+                           f"1:1,2:2,4:1 (each at least 1)")
+        ends.append((int(match.group(1)), int(match.group(2))))
+    return list(dict.fromkeys(ends))
+
+
+@dataclass
+class IpcOptions:
+    shared: parse.SharedOptions
+    channels: list
+    messages: list
+    round_trips: int
+    sizes: list
+    batches: list
+    ends: list              # (producers, consumers)
+    end_placements: list
+    patterns: list
+    timings: list
+    bytes_per_trial: int | None
+
+    def record(self):
+        data = asdict(self)
+        data.update(data.pop("shared"))
+        return data
+
+
+OWN_FLAGS = ("channels", "messages", "round_trips", "sizes", "batches", "ends", "end_placement",
+             "patterns", "timing", "bytes_per_trial")
+
+
+class IpcFamily(Family):
+    name = "ipc"
+    experiment = "ipc"
+    title = "Inter-process channels"
+    anchor = "ipc"
+    flags = {
+        "channels": "all, or some of: " + ", ".join(trial.CHANNELS),
+        "messages": "items per stream trial, e.g. 10000,100000,1000000",
+        "round_trips": "ping-pong round trips per latency trial",
+        "sizes": "payload sizes, e.g. 0,1KiB,64KiB,1MiB (0 = a small int)",
+        "batches": "items per send, e.g. 1,10,100,1000",
+        "ends": "producers:consumers, e.g. 1:1,2:2,4:1 (several ends: queue channels only)",
+        "end_placement": "where the two ends run: free, same (one CPU), split (own CPUs)",
+        "patterns": "stream (throughput) and/or pingpong (round-trip latency)",
+        "timing": "handshake (both ends ready before the clock) and/or seed (the tutorial's)",
+        "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 256MiB",
+    }
+    plan_flags = OWN_FLAGS
+    lengthen_flag = "--messages (or --round-trips)"
+
+    def parse(self, flags, defaults, shared):
+        v = parse.chosen(flags, defaults, OWN_FLAGS)
+        channels = (list(trial.CHANNELS) if str(v["channels"]).strip() == "all"
+                    else parse.choices("--channels", v["channels"], self.channels_allowed()))
+        sizes = sorted({parse_size("--sizes", s) for s in parse.list_items("--sizes", v["sizes"])})
+        for size in sizes:
+            if size > trial.MAX_ITEM_BYTES:
+                raise BadInput(f"--sizes {size}: over 1 MiB; allowed: bytes from 0 to 1MiB")
+        budget = str(v["bytes_per_trial"]).strip()
+        return IpcOptions(
+            shared=shared, channels=channels,
+            messages=parse.positive_ints("--messages", v["messages"]),
+            round_trips=parse.positive_int("--round-trips", v["round_trips"]),
+            sizes=sizes,
+            batches=parse.positive_ints("--batches", v["batches"]),
+            ends=parse_ends(v["ends"]),
+            end_placements=parse.choices("--end-placement", v["end_placement"], END_PLACEMENTS),
+            patterns=parse.choices("--patterns", v["patterns"], trial.PATTERNS),
+            timings=parse.choices("--timing", v["timing"], trial.TIMINGS),
+            bytes_per_trial=(parse_size("--bytes-per-trial", budget)
+                             if budget not in ("", "none", "None") else None))
+
+    @staticmethod
+    def channels_allowed():
+        """The channels a user may name. The trial's test doubles (channels broken on purpose)
+        are for the tests alone: never listed, accepted only under LAB_TEST_DOUBLES=1."""
+        if os.environ.get("LAB_TEST_DOUBLES") == "1":
+            return trial.CHANNELS + tuple(trial.TEST_DOUBLES)
+        return trial.CHANNELS
+
+    def points(self, options, cpus, images, prepared):
+        shared = options.shared
+        counts = parse.cpu_counts(shared.cpus, len(cpus))
+        points, skipped = [], {}
+        for image in images:
+            for count in counts:
+                cpuset = topology.cpuset_for(count, cpus, shared.placement)
+                for end_placement in options.end_placements:
+                    if count == 1 and end_placement == "split":
+                        skipped["split placement needs 2 CPUs (left out at 1 CPU)"] = 1
+                        continue
+                    if count == 1 and end_placement == "free" and "same" in options.end_placements:
+                        continue  # on one CPU, free is same
+                    for channel in options.channels:
+                        for params in _combinations(options):
+                            params = {**params, "placement": end_placement}
+                            try:
+                                ipc_budget.validate(channel, params, count, shared.start_method)
+                            except ipc_budget.BudgetExceeded as over:
+                                raise BadInput(f"{over}; the point is refused before anything "
+                                               f"runs") from None
+                            except SpecError as why:
+                                skipped[str(why)] = skipped.get(str(why), 0) + 1
+                                continue
+                            point = make_point(
+                                experiment=self.experiment, variant=channel, limit="cpuset",
+                                cpus=count, cpuset=cpuset, quota=None,
+                                placement=shared.placement,
+                                workers=params["producers"] + params["consumers"],
+                                start_method=shared.start_method, params=params, image=image)
+                            if point not in points:
+                                points.append(point)
+        if not points:
+            raise BadInput(f"nothing to run: {'; '.join(skipped) or 'no combination'}")
+        return points, skipped
+
+    def estimate(self, point, prepared):
+        return ipc_budget.estimate(point.params_dict, point.variant,
+                                   point.start_method)["seconds_estimate"]
+
+    def point_label(self, point):
+        p = point.params_dict
+        size = f"{p.get('size_bytes')} B" if p.get("size_bytes") else "small ints"
+        ends = f" {p.get('producers')}:{p.get('consumers')}" if (
+            p.get("producers"), p.get("consumers")) != (1, 1) else ""
+        batch = f" batch {p.get('batch')}" if p.get("batch", 1) != 1 else ""
+        return (f"{point.variant} {p.get('pattern')} {p.get('messages')} x {size}{batch}{ends},"
+                f" {point.where()}, ends {p.get('placement')}")
+
+    # --- analysis and report -----------------------------------------------------------------
+
+    def summarize(self, trials):
+        from lab.analysis.ipc import summary
+        return summary(trials[trials["experiment"] == self.experiment])
+
+    def section(self, trials, summary, out, meta, say):
+        from lab.present.ipc_report import ipc_section
+        return ipc_section(trials, summary, out, say)
+
+    def row_label(self, row, varying=()):
+        from lab.analysis.ipc import DISPLAY
+        from lab.analysis.warnings import point_label
+        row = row.copy()
+        row["channel"] = DISPLAY.get(row["variant"], row["variant"])
+        return point_label(row, varying)
+
+    def compare_measure(self, trials):
+        if "metric.messages_per_second" in trials.columns:
+            return "metric.messages_per_second", "messages/s", "higher"
+        return super().compare_measure(trials)
+
+    def compare_charts(self, table, run_a, run_b, labels, out):
+        rows = table[table["experiment"] == self.experiment]
+        if rows.empty:
+            return []
+        from lab.present.ipc_charts import compare_chart
+        return compare_chart(rows, labels[0], labels[1], out)
+
+
+def _combinations(options):
+    """Every point's params the flags ask for, before the channel decides."""
+    for pattern in options.patterns:
+        if pattern == "pingpong":  # round-trip latency of small messages, one pinger, one ponger
+            for timing in options.timings:
+                yield {"messages": options.round_trips, "size_bytes": 0, "batch": 1,
+                       "producers": 1, "consumers": 1, "pattern": pattern, "timing": timing}
+            continue
+        for messages in options.messages:
+            for size in options.sizes:
+                count = messages
+                if size and options.bytes_per_trial:  # big messages: a byte budget, not a count
+                    count = max(1, min(messages, options.bytes_per_trial // size))
+                for batch in options.batches:
+                    for producers, consumers in options.ends:
+                        for timing in options.timings:
+                            yield {"messages": count, "size_bytes": size, "batch": batch,
+                                   "producers": producers, "consumers": consumers,
+                                   "pattern": pattern, "timing": timing}

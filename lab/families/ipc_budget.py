@@ -1,0 +1,114 @@
+"""What an ipc point will cost, judged on the host before any trial starts.
+
+Estimates (bytes moved, seconds, memory) for --dry-run and the progress line, and the trial
+budget that refuses a point (e.g. 10^6 x 1 MiB) before anything runs. Host-side only: none of
+this is in the trial image, so tuning an estimate never changes the image or its digest.
+"""
+
+import math
+
+from lab.experiments import SpecError
+from lab.experiments.ipc import (BOUNDED_KINDS, HEADER_BYTES, GiB, _item_bytes, _queue_maxsize,
+                                 _size, normalize)
+from lab.experiments.ipc_channels import BYTE_KINDS, base_kind
+from lab.experiments.ipc_ends import POOL_BYTES, RETAIN_BYTES, SMALL_ITEM_BYTES
+
+
+MAX_MEMORY_BYTES = GiB  # a trial's processes together; the container's limit is 1 GiB
+
+
+class BudgetExceeded(SpecError):
+    """The point would move more bytes, take longer or hold more memory than a trial may."""
+
+
+# Rough cost of one send, microseconds, small message, one core each (the 2-vCPU figures of
+# REFERENCE.md where there are some); only used to estimate a point's duration.
+_SEND_US = {"pipe": 3.5, "pipe_oneway": 3.5, "pipe_bytes": 2.5, "queue": 7.5,
+            "joinable_queue": 10.0, "simple_queue": 4.5, "manager_queue": 55.0,
+            "unix_socket": 3.0, "shm_ring": 2.0, "os_pipe": 2.0}
+_BATCH_ITEM_US = 0.15  # pickling one more small item in a batch
+_PICKLE_BYTES_PER_S = 1.0e9
+_RAW_BYTES_PER_S = 2.0e9
+_ROUND_TRIP_WAKE_US = 20.0  # two wake-ups per ping-pong round
+_START_SECONDS = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.15}
+
+
+def estimate(params, variant=None, start_method="fork"):
+    """What a trial with `params` moves and roughly how long it takes; no side effects.
+
+    Returns dict(bytes_total: payload bytes moved including the warm-up (pingpong: both ways;
+    a small int counts as 8), seconds_estimate: rough whole-trial seconds, memory_bytes: rough
+    peak memory of the trial's processes). Without a variant the slowest ordinary queue's
+    costs are assumed."""
+    p = normalize(variant, params)
+    base = base_kind(variant) if variant else "joinable_queue"
+    item = max(_item_bytes(base, p["size_bytes"]), SMALL_ITEM_BYTES)
+    items = p["messages"] + p["warmup"]
+    ways = 2 if p["pattern"] == "pingpong" else 1
+    bytes_total = items * item * ways
+    frames = math.ceil(items / p["batch"])
+    send_us = _SEND_US[base]
+    rate = _RAW_BYTES_PER_S if base in BYTE_KINDS else _PICKLE_BYTES_PER_S
+    if p["pattern"] == "pingpong":
+        seconds = items * (2 * send_us + _ROUND_TRIP_WAKE_US) * 1e-6
+    else:
+        seconds = frames * send_us * 1e-6
+        if base not in BYTE_KINDS:
+            seconds += (items - frames) * _BATCH_ITEM_US * 1e-6
+    seconds += bytes_total / rate
+    processes = p["producers"] + p["consumers"] + (1 if base == "manager_queue" else 0)
+    seconds += processes * _START_SECONDS.get(start_method or "fork", 0.15)
+    return {"bytes_total": bytes_total, "seconds_estimate": seconds,
+            "memory_bytes": _memory_estimate(base, p, item)}
+
+
+def _memory_estimate(base, p, item):
+    frame = p["batch"] * item + HEADER_BYTES
+    total = p["messages"] * item
+    memory = min(POOL_BYTES, frame * 7) * p["producers"]  # prebuilt frames
+    memory += min(total, RETAIN_BYTES) * p["consumers"]  # kept for the content check
+    if base not in BYTE_KINDS and p["size_bytes"] == 0 and p["batch"] > 1:
+        memory += p["messages"] * 40  # prebuilt lists of ints
+    if base in BOUNDED_KINDS:
+        memory += _queue_maxsize(p, item) * frame
+    if base == "shm_ring":
+        memory += p["ring_bytes"] * (2 if p["pattern"] == "pingpong" else 1)
+    if p["consumers"] > 1:
+        memory += math.ceil(p["messages"] / p["batch"]) * 16  # index records
+    return memory
+
+
+def check_budget(params, variant=None, max_bytes=None, max_seconds=None,
+                 start_method="fork"):
+    """Refuse a point over the trial budget with BudgetExceeded (one line saying what to lower);
+    otherwise return its estimate. Limits default to the params' max_bytes / max_seconds."""
+    p = normalize(variant, params)
+    max_bytes = max_bytes if max_bytes is not None else p["max_bytes"]
+    max_seconds = max_seconds if max_seconds is not None else p["max_seconds"]
+    guess = estimate(p, variant, start_method)
+    what = (f"ipc {variant or 'point'}: {p['messages']} messages x "
+            f"{p['size_bytes'] or 'small'}{' bytes' if p['size_bytes'] else ''}")
+    if guess["bytes_total"] > max_bytes:
+        raise BudgetExceeded(f"{what} moves {_size(guess['bytes_total'])}, over the trial "
+                             f"budget of {_size(max_bytes)} (max_bytes); lower messages or size")
+    if guess["seconds_estimate"] > max_seconds:
+        raise BudgetExceeded(f"{what} would take about {guess['seconds_estimate']:.0f} s, over "
+                             f"the trial budget of {max_seconds:g} s (max_seconds); lower "
+                             f"messages or size")
+    if guess["memory_bytes"] > MAX_MEMORY_BYTES:
+        raise BudgetExceeded(f"{what} needs about {_size(guess['memory_bytes'])} of memory, over "
+                             f"{_size(MAX_MEMORY_BYTES)}; lower messages, batch or size")
+    return guess
+
+
+def validate(variant, params, cpus=None, start_method="fork"):
+    """Everything the host can check before a container starts: the channel, the params, the
+    placement against `cpus` (a CPU count, if known) and the budget. Returns the normalized
+    params; raises SpecError (BudgetExceeded for the budget) with a one-line reason."""
+    p = normalize(variant, params)
+    if cpus is not None and p["placement"] == "split" and cpus < 2:
+        raise SpecError(f"ipc placement split needs at least 2 CPUs, the point has {cpus}")
+    check_budget(p, variant, start_method=start_method)
+    return p
+
+

@@ -1,0 +1,200 @@
+"""`invoke scale`, host side: the tutorial's CPU-bound task, from 1 to N CPUs, strong and weak.
+
+Flags -> ScaleOptions -> points (each variant with its 1-CPU baseline, strong runs the serial
+one); `--work auto` is calibrated by one trial before the plan (kept in meta.json, so --resume and
+--plan reuse it); the analysis is lab.analysis.scaling, the report section lab.present.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+from lab.experiments.scaling import VARIANTS as TRIAL_VARIANTS
+from lab.families import Family
+from lab.hosts import topology
+from lab.run import options as parse
+from lab.run.options import BadInput
+from lab.run.plan import make_point
+
+# What users may ask for: the trial's variants less its calibration and test doubles.
+VARIANTS = tuple(v for v in TRIAL_VARIANTS if v != "calibrate" and not v.startswith("test_"))
+SEED_WORK = 6 * 10**7  # the tutorial's task(): six loops of 10^7
+NOMINAL_ITERATIONS_PER_SECOND = 4e6  # for estimates before anything is measured
+CALIBRATION_SECONDS = 0.5
+
+
+@dataclass
+class ScaleOptions:
+    shared: parse.SharedOptions
+    variants: list
+    workers: list           # 'cpus', 'default' or whole numbers
+    work: object            # 'auto', 'seed' or iterations
+    target_seconds: float   # what --work auto aims one worker's trial at
+
+    def record(self):
+        """What meta.json keeps (`options`)."""
+        data = asdict(self)
+        data.update(data.pop("shared"))
+        return data
+
+
+class ScaleFamily(Family):
+    name = "scale"
+    experiment = "scaling"
+    title = "CPU-bound scaling"
+    anchor = "scaling"
+    flags = {
+        "variants": "strong, weak, process, seed, serial (comma-separated)",
+        "workers": "worker counts per CPU count: cpus (= CPUs), default (Pool()'s own), or numbers",
+        "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations",
+    }
+    plan_flags = ("variants", "workers", "work")
+    uses_quota = True
+    lengthen_flag = "--work"
+    show_workers = True
+
+    def parse(self, flags, defaults, shared):
+        values = parse.chosen(flags, defaults, ("variants", "workers", "work", "target_seconds"))
+        try:
+            target = float(values["target_seconds"])
+        except (TypeError, ValueError):
+            target = math.nan
+        if not 0.01 <= target <= 3600:  # also catches NaN
+            raise BadInput(f"scale.target_seconds {values['target_seconds']!r} (invoke.yaml or "
+                           f"INVOKE_SCALE_TARGET_SECONDS): not allowed; allowed: seconds from "
+                           f"0.01 to 3600")
+        options = ScaleOptions(
+            shared=shared,
+            variants=parse.choices("--variants", values["variants"], VARIANTS),
+            workers=parse.workers(values["workers"]),
+            work=parse.work(values["work"]),
+            target_seconds=target)
+        return options
+
+    # --- before the plan ---------------------------------------------------------------------
+
+    def prepare(self, options, backend, cpus, images, say, dry_run=False):
+        """The work of every trial: given, the tutorial's, or calibrated by one pinned trial so
+        one worker's trial takes about target_seconds. Returns {"calibration": {...}}."""
+        work = options.work
+        calibration = {"mode": work if isinstance(work, str) else "given"}
+        if work == "seed":
+            work = SEED_WORK
+        elif work == "auto" and dry_run:  # estimated as if the tutorial's work took the target
+            say(f"work: calibrated at the start of the run so one worker's trial takes about "
+                f"{options.target_seconds:g} s")
+            work = SEED_WORK
+            calibration["target_seconds"] = options.target_seconds
+        elif work == "auto":
+            say(f"calibrating: one {CALIBRATION_SECONDS:g} s trial pinned to one CPU measures "
+                f"iterations per second ...")
+            rate = self._calibrate(options, backend, cpus, images)
+            work = max(1000, int(rate * options.target_seconds))
+            say(f"calibrated: {rate:,.0f} iterations/s on one CPU -> work {work:,} iterations "
+                f"(about {options.target_seconds:g} s for one worker)")
+            calibration.update(iterations_per_second=rate, target_seconds=options.target_seconds)
+        calibration["work"] = work
+        return {"calibration": calibration}
+
+    def _calibrate(self, options, backend, cpus, images):
+        from lab.backends import RUN_LABEL
+        cpuset = topology.cpuset_for(1, cpus, options.shared.placement)
+        spec = {"experiment": self.experiment, "variant": "calibrate",
+                "params": {"calibrate_seconds": CALIBRATION_SECONDS}, "workers": 1,
+                "start_method": options.shared.start_method, "expect_affinity": cpuset}
+        outcome = backend.run(spec, cpuset, None, 120, {RUN_LABEL: "calibration"}, images[0])
+        if outcome.error:
+            tail = outcome.stderr_tail.strip().splitlines()[-1:] or [""]
+            raise BadInput(f"calibration trial failed: {outcome.error} {tail[0]}".strip()
+                           + "; give --work a number of iterations to skip calibration")
+        return outcome.result["metrics"]["iterations_per_second"]["value"]
+
+    # --- points ------------------------------------------------------------------------------
+
+    def points(self, options, cpus, images, prepared):
+        shared = options.shared
+        counts = parse.cpu_counts(shared.cpus, len(cpus))
+        quotas = parse.quotas(shared.quota, len(cpus))
+        work = self._work(options, prepared)
+        points = []
+
+        def add(variant, count, workers, image, quota=None):
+            cpuset = (topology.cpuset_for(count, cpus, shared.placement) if quota is None
+                      else [c.id for c in cpus])
+            point = make_point(
+                experiment=self.experiment, variant=variant,
+                limit="quota" if quota else "cpuset",
+                cpus=count if quota is None else len(cpus), cpuset=cpuset, quota=quota,
+                placement=shared.placement, workers=workers, start_method=shared.start_method,
+                params={"work": work}, image=image)
+            if point not in points:
+                points.append(point)
+
+        for image in images:
+            for variant in options.variants:
+                add(variant, 1, 1, image)
+                for count in counts:
+                    for workers in options.workers:
+                        add(variant, count, count if workers == "cpus" else
+                            None if workers == "default" else workers, image)
+                for quota in quotas:
+                    # Pool()'s own size beside the effective CPUs: the comparison a quota is about.
+                    for workers in dict.fromkeys(["cpus", "default", *options.workers]):
+                        add(variant, len(cpus), math.ceil(quota) if workers == "cpus" else
+                            None if workers == "default" else workers, image, quota=quota)
+            from lab.analysis.scaling import STRONG_VARIANTS
+            if any(v in STRONG_VARIANTS for v in options.variants):
+                add("serial", 1, 1, image)
+        return points, {}
+
+    @staticmethod
+    def _work(options, prepared):
+        """Iterations per trial: the run's calibrated or given work (a resumed run's own)."""
+        calibration = prepared.get("calibration") or {}
+        if options.work == "seed":
+            return SEED_WORK
+        if options.work == "auto":
+            if calibration.get("mode") != "auto":
+                raise BadInput(f"the plan differs from the run's: --work auto, the run's work "
+                               f"was {calibration.get('work')} iterations")
+            return calibration["work"]
+        return options.work
+
+    def estimate(self, point, prepared):
+        calibration = prepared.get("calibration") or {}
+        rate = calibration.get("iterations_per_second") or NOMINAL_ITERATIONS_PER_SECOND
+        if calibration.get("mode") == "auto" and "iterations_per_second" not in calibration:
+            rate = SEED_WORK / float(calibration.get("target_seconds") or 2.0)  # a dry run
+        work_seconds = point.params_dict["work"] / rate
+        workers = point.workers or point.cpus
+        if point.variant == "weak":
+            work_seconds *= workers
+        width = min(workers, point.quota or point.cpus)
+        return work_seconds * 1.03 / max(width, 0.01)
+
+    def point_label(self, point):
+        workers = "Pool() default" if point.workers is None else point.workers
+        return f"{self.experiment} {point.variant}, {point.where()}, workers {workers}"
+
+    # --- analysis and report -----------------------------------------------------------------
+
+    def summarize(self, trials):
+        from lab.analysis.scaling import scaling_summary
+        return scaling_summary(trials[trials["experiment"] == self.experiment])
+
+    def section(self, trials, summary, out, meta, say):
+        from lab.present.scaling_report import scaling_section
+        return scaling_section(trials[trials["experiment"] == self.experiment], summary, out,
+                               meta, say)
+
+    def facts(self, meta):
+        calibration = meta.get("calibration")
+        if not calibration:
+            return []
+        return [("work", ", ".join(f"{k} {v}" for k, v in calibration.items()))]
+
+    def compare_charts(self, table, run_a, run_b, labels, out):
+        if not (table["experiment"] == self.experiment).any():
+            return []
+        from lab.present.scaling_charts import compare_speedup_chart
+        return compare_speedup_chart(self.summarize(run_a.trials), self.summarize(run_b.trials),
+                                     labels[0], labels[1], out)

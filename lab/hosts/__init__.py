@@ -1,0 +1,1 @@
+"""Facts of a host: its CPUs and topology (topology.py), kernel, cgroup, CPU model (facts.py)."""

@@ -1,0 +1,336 @@
+"""A run from start to end, the same for every family and every backend (lab.run.task picks
+which path; lab.run.resume is the third):
+
+  new run      backend -> its host's CPUs -> points (checked, nothing built yet) -> images ->
+               the family's preparation (e.g. calibration) -> plan -> run folder -> trials
+  --resume     the run's own plan.json, images and preparation; only the trials missing from
+               raw.jsonl or cut off by an interruption run, into the same folder (resume.py)
+  --plan FILE  another run's plan.json run again here, into a new folder
+
+From the moment the run folder is made until its status is recorded, SIGINT and SIGTERM end the
+run cleanly (lab.run.runner): the run's trials are stopped by label, the trial cut off is
+recorded as failed ("interrupted ..."), meta.json says `interrupted`, and the exact
+`invoke TASK --resume RUN-ID` command is printed.
+"""
+
+import shlex
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab import records
+from lab.backends import BackendUnavailable, choose_backend
+from lab.hosts import facts
+from lab.run import folder as runfolder
+from lab.run import runner, system_checks
+from lab.run.options import BadInput
+from lab.run.plan import Plan, make_point, plan_of
+from lab.run.progress import format_duration
+
+
+def quiet_failures(say):
+    """`say` that never raises: a closed stdout (`| head`) must not end a run."""
+    def safe(*args, **kwargs):
+        try:
+            say(*args, **kwargs)
+        except (OSError, ValueError):
+            pass
+    return safe
+
+
+def _silent(*_args, **_kwargs):
+    pass
+
+
+# --- a backend and its images ----------------------------------------------------------------------
+
+def connect_backend(name, config, say=print):
+    """The backend for `--backend name` (auto, docker, local), or BadInput saying what to do."""
+    try:
+        return choose_backend(name, config, say=say)
+    except BackendUnavailable as why:
+        raise BadInput(f"--backend {name}: {why}; start dockerd, or use --backend local") from None
+
+
+def check_quota(shared, backend, family):
+    if shared.quota and not family.uses_quota:
+        raise BadInput(f"--quota: `invoke {family.name}` has no quota points")
+    if shared.quota and not backend.supports_quota:
+        if shared.backend == backend.name:
+            raise BadInput("--quota needs containers: a CPU quota cannot be set on a host "
+                           "process; use --backend docker or auto")
+        raise BadInput("--quota needs the docker backend, and no Docker engine answers")
+
+
+def dry_run(plan, estimate, label, say=print):
+    """Print the plan and its estimated duration; run nothing, write nothing."""
+    total = sum(estimate(t.point) for t in plan.trials)
+    say(f"plan: {len(plan.points)} points x {plan.rounds} rounds "
+        f"({'first round is a warm-up, left out of the statistics; ' if plan.discard_first_round else ''}"
+        f"seed {plan.seed}) = {len(plan.trials)} trials, about {format_duration(total)}")
+    for point in plan.points:
+        say(f"  {point.point_id}: {label(point)}; limit={point.limit} "
+            f"cpuset={','.join(map(str, point.cpuset))} quota={point.quota} "
+            f"start={point.start_method} params={point.params_dict} "
+            f"~{estimate(point):.1f} s/trial")
+    return total
+
+
+def estimator(family, backend, prepared):
+    """Seconds of one trial of a point: the family's guess of its work plus the backend's cost."""
+    return lambda point: family.estimate(point, prepared) + backend.trial_overhead_s
+
+
+def say_left_out(notes, say):
+    for reason, count in notes.items():
+        say(f"left out ({count}): {reason}")
+
+
+# --- a new run -----------------------------------------------------------------------------------
+
+def new_run(family, shared, options, values, config, say=print):
+    runfolder.check_writable(config["results_dir"])
+    backend = connect_backend(shared.backend, config, say)
+    check_quota(shared, backend, family)
+    cpus = backend.cpus()
+    # Every point checked (budget, CPUs, combinations) before any image is built or trial run.
+    names = backend.plan_images(shared.base_images, shared.image)
+    nominal = family.prepare(options, backend, cpus, names, say if shared.dry_run else _silent,
+                             dry_run=True)
+    points, notes = family.points(options, cpus, names, nominal)
+    plan = Plan(points, shared.repeat, shared.seed)
+    if shared.dry_run:
+        say_left_out(notes, say)
+        dry_run(plan, estimator(family, backend, nominal), family.point_label, say)
+        return 0
+    images = backend.prepare_images(shared.base_images, shared.image, say)
+    prepared = family.prepare(options, backend, cpus, images, say)
+    points, notes = family.points(options, cpus, images, prepared)
+    plan = Plan(points, shared.repeat, shared.seed)
+    say_left_out(notes, say)
+    folder, status = perform(family, plan, backend, config, prepared, extra_meta={
+        "options": options.record(), "flags": values,
+        "skipped_combinations": notes, **prepared}, say=say)
+    return finish(family, folder, status, say)
+
+
+def finish(family, folder, status, say):
+    failed = build_report(family, folder, say)
+    return runner.exit_code(status, failed or 0)
+
+
+def build_report(family, folder, say=print):
+    """Draw the run's report; a full disk or other trouble writing it is said in one line (the
+    trials are safe in raw.jsonl), never a traceback. An interrupted run gets none: its user
+    wants out (`invoke report RUN` draws it later)."""
+    try:
+        if folder.read_meta().get("status") == "interrupted":
+            return None
+    except (OSError, ValueError, records.RecordsError):
+        pass
+    from lab.present import report  # pandas and matplotlib load only once there is a report
+    try:
+        return report.build(folder, family, say=say)
+    except OSError as error:
+        say = quiet_failures(say)
+        say(f"could not write the report of {folder.run_id}: {runner._reason(error, None)}; "
+            f"redraw it later with `invoke report {folder.run_id}`")
+        return None
+
+
+# --- the trials of a run -----------------------------------------------------------------------
+
+def _results_dir_flag(folder):
+    results_dir = folder.path.parent
+    if results_dir.resolve() == Path("results").resolve():
+        return ""
+    return f" --results-dir {shlex.quote(str(results_dir))}"
+
+
+def resume_command(task, folder):
+    """The exact command that resumes `folder` (with --results-dir unless it is ./results)."""
+    return f"invoke {task} --resume {folder.run_id}{_results_dir_flag(folder)}"
+
+
+def next_step(task, folder, status, say):
+    if status == "interrupted":
+        say(f"Run {folder.run_id} interrupted. Resume it (only the missing and cut-off trials "
+            f"run) with:\n  {resume_command(task, folder)}\n"
+            f"or see what was kept with `invoke report {folder.run_id}"
+            f"{_results_dir_flag(folder)}`.")
+    elif status == "failed":
+        say(f"Run {folder.run_id} failed. Once the cause is fixed, resume it with:\n"
+            f"  {resume_command(task, folder)}")
+
+
+def run_trials(family, plan, backend, folder, host_name, config, estimate, say, done=(),
+               guard=None):
+    """runner.execute with the folder held, the disk reserve set, the system checked right
+    before the first trial and after the last (load, swap, governor: warnings kept in
+    meta.json), and the next step said."""
+    say = quiet_failures(say)
+    snapshot = system_checks.before()
+    try:
+        folder.reserve_space()
+        status = runner.execute(plan, backend, folder, host_name,
+                                float(config.get("trial_time_limit_s", 600)), estimate, say=say,
+                                done=done, guard=guard, label=family.point_label)
+        _record_system_warnings(folder, system_checks.after(snapshot), say)
+    finally:
+        folder.release_reserve()
+        folder.unlock()
+    next_step(family.name, folder, status, say)
+    return status
+
+
+def _record_system_warnings(folder, warnings, say):
+    """Add the run-level warnings to meta.json (a resumed run keeps those of its first part)."""
+    if not warnings:
+        return
+    try:
+        known = folder.read_meta().get("warnings") or []
+        folder.update_meta(warnings=known + [w for w in warnings if w not in known])
+    except (OSError, ValueError, records.RecordsError) as error:
+        say(f"WARNING: could not record the system checks in {folder.meta_path}: {error}")
+
+
+@contextmanager
+def signals_caught():
+    """SIGINT/SIGTERM become runner.Interrupted inside the block. The handlers are restored when
+    it ends, except after an interruption: the process is then on its way out with everything
+    recorded, and a second Ctrl-C must not turn exit status 130 into a traceback."""
+    guard = runner.SignalGuard()
+    guard.install()
+    try:
+        yield guard
+    finally:
+        if guard.fired not in runner.SignalGuard.NAMES:
+            guard.restore()
+        else:  # on the way out: a late second signal must not kill the exiting interpreter
+            for sig in runner.SignalGuard.SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+
+
+def interrupted_before_trials(task, folder, why, say):
+    """A signal after the run folder was set up but before the first trial: say so, resumably."""
+    say = quiet_failures(say)
+    try:
+        folder.update_meta(status="interrupted", finished_at=time.time())
+    except Exception as error:  # noqa: BLE001
+        say(f"WARNING: could not record status 'interrupted' in {folder.meta_path}: {error}")
+    folder.release_reserve()
+    folder.unlock()
+    say(f"\nInterrupted ({why or 'SIGINT'}) before any trial of this call ran; nothing was lost.")
+    next_step(task, folder, "interrupted", say)
+    return "interrupted"
+
+
+def _create_folder(results_dir, task):
+    try:
+        return runfolder.RunFolder.create(results_dir, task)
+    except OSError as error:
+        raise runfolder.RunFolderError(
+            f"cannot create a run folder in {results_dir}: {error.strerror or error}; "
+            f"pass --results-dir a folder you can write") from None
+
+
+def perform(family, plan, backend, config, prepared, extra_meta=None, say=print):
+    """Run `plan` into a new run folder; returns (folder, status). Trials are never lost."""
+    images = {name: backend.image_info(name) for name in dict.fromkeys(p.image for p in plan.points)}
+    meta = {
+        "schema": records.RECORD_SCHEMA, "run_id": None, "task": family.name,
+        "status": "running", "started_at": time.time(), "host": backend.host_facts(),
+        "backend": backend.describe(), "image": backend.image_info(), "images": images,
+        "lab": facts.lab(), "config": config, "seed": plan.seed,
+        "trials_planned": len(plan.trials), "points_planned": len(plan.points), "warnings": [],
+    }
+    meta.update(extra_meta or {})
+    folder = None
+    with signals_caught() as guard:
+        try:
+            with guard.shielded():  # a signal now waits until meta.json and plan.json are whole
+                folder = _create_folder(config["results_dir"], family.name)
+                meta["run_id"] = folder.run_id
+                _write_new_run(folder, meta, family.name, plan)
+            pythons = ", ".join(f"{i.get('tag') or i.get('id')} (Python {i.get('python')})"
+                                for i in images.values())
+            say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend, "
+                f"image {pythons}; results in {folder.path}")
+            status = run_trials(family, plan, backend, folder, meta["host"]["hostname"], config,
+                                estimator(family, backend, prepared), say, guard=guard)
+        except runner.Interrupted as why:
+            guard.closing()
+            status = interrupted_before_trials(family.name, folder, why, say)
+    return folder, status
+
+
+def _write_new_run(folder, meta, task, plan):
+    try:
+        folder.write_meta(meta)
+        runfolder.write_json_atomic(folder.plan_path, {"schema": records.RECORD_SCHEMA,
+                                                       "task": task, **plan.as_dict()})
+    except OSError as error:
+        folder.unlock()
+        raise runfolder.RunFolderError(
+            f"cannot write the run folder {folder.path}: {error.strerror or error}; "
+            f"pass --results-dir a folder with room") from None
+
+
+# --- rerun a recorded plan elsewhere (--plan) ---------------------------------------------------
+
+def plan_from_file(family, path, backend, base_image):
+    """The plan of a run's plan.json, to run again on `backend`: same points, seed and repeat.
+
+    Refused in one line when the file is not a plan of `family` or asks for CPUs or a quota the
+    backend's host lacks. Points keep their images where the backend can (base names, rebuilt
+    from this code); the backend says what a point recorded elsewhere runs on."""
+    try:
+        stored = records.read_plan(path)
+    except records.RecordsError as why:
+        raise BadInput(f"--plan {path}: not a readable plan.json ({why}); allowed: the plan.json "
+                       f"of a run folder") from None
+    if stored.task != family.name:
+        raise BadInput(f"--plan {path}: a plan of `invoke {stored.task}`, not of "
+                       f"`invoke {family.name}`")
+    plan = plan_of(stored)
+    usable = {c.id for c in backend.cpus()}
+    points = []
+    for point in plan.points:
+        missing = sorted(set(point.cpuset) - usable)
+        if missing:
+            raise BadInput(f"--plan {path}: point {point.point_id} is pinned to CPUs "
+                           f"{','.join(map(str, point.cpuset))}, this host lacks "
+                           f"{','.join(map(str, missing))}; allowed: CPUs "
+                           f"{','.join(map(str, sorted(usable)))}")
+        if point.quota is not None and not backend.supports_quota:
+            raise BadInput(f"--plan {path}: point {point.point_id} has a CPU quota, which the "
+                           f"{backend.name} backend cannot set; use --backend docker")
+        image = backend.image_for_rerun(point.image, base_image)
+        points.append(make_point(**{**point.as_dict(), "image": image}))
+    return Plan(points, plan.repeat, plan.seed, plan.discard_first_round)
+
+
+def rerun_plan(family, shared, given_own, config, say=print):
+    """`invoke TASK --plan PLAN.json`: the recorded matrix, run anew into a new run folder."""
+    path = shared.plan
+    shaping = sorted((set(shared.given) | set(given_own)) - {"backend", "base_image", "image"})
+    if shaping:
+        raise BadInput(f"--plan {path}: the matrix comes from the plan; leave out "
+                       f"--{shaping[0].replace('_', '-')}")
+    runfolder.check_writable(config["results_dir"])
+    backend = connect_backend(shared.backend, config, say)
+    plan = plan_from_file(family, path, backend, shared.base_images[0])
+    prepared = {}  # nothing measured beforehand: the points carry their work
+    estimate = estimator(family, backend, prepared)
+    if shared.dry_run:
+        dry_run(plan, estimate, family.point_label, say)
+        return 0
+    bases = list(dict.fromkeys(p.image for p in plan.points))
+    backend.prepare_images(bases, shared.image, say)
+    if shared.image:  # a ready image stands in for every base of the plan
+        plan = Plan([make_point(**{**p.as_dict(), "image": shared.image}) for p in plan.points],
+                    plan.repeat, plan.seed, plan.discard_first_round)
+    folder, status = perform(family, plan, backend, config, prepared,
+                             extra_meta={"plan_source": str(Path(path).resolve())}, say=say)
+    return finish(family, folder, status, say)
