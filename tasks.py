@@ -5,21 +5,36 @@ through lab.commands, which does the work; invoke.yaml (and INVOKE_* environment
 hold the defaults.
 """
 
+import functools
 import sys
 
-from invoke import Exit, task
+from invoke import Exit, task as invoke_task
+
+# Long flags only: invoke's automatic short flags run out of letters on these tasks and would
+# offer a bare `-` (shown as `--=STRING`); a flag a user types reads the same in the README.
+task = functools.partial(invoke_task, auto_shortflags=False)
 
 SHARED_HELP = {
     "cpus": "CPU counts, e.g. 1,2,4 or 'all' (1,2,4 ... up to this host); each point gets a cpuset",
     "quota": "CFS quotas in CPUs (Docker --cpus), e.g. 0.5,1.5: points limited by quota",
     "placement": "spread (one CPU per physical core first) or compact (SMT siblings together)",
-    "repeat": "measured rounds per point (a warm-up round runs first: kept, marked, left out of the statistics)",
-    "start_method": "multiprocessing start method: fork, spawn or forkserver",
-    "backend": "auto (Docker when an engine answers, else local), docker, or local",
+    "repeat": "measured rounds per point (a warm-up round runs first: kept, marked, left out of "
+              "the statistics)",
+    "start_method": "multiprocessing start method: fork, spawn, forkserver, or default (the "
+                    "Python's own; each trial records what it resolved to)",
+    "backend": "auto (Docker when an engine answers, else local), docker, local, or slurm (each "
+               "trial a job step of exactly its cores; never chosen by auto)",
+    "partition": "slurm: the partition trials run in (default: the cluster's default partition)",
+    "python": "slurm: the Python on the nodes that runs the trials (default python3)",
+    "per_node": "slurm: trials that may share a node at once (default 1: no neighbours)",
+    "hosts": "where trials run, side by side: local, ssh://user@host[:port], Docker context "
+             "names, comma-separated, or @FILE (one a line); default local",
     "base_image": "base(s) of the trial image, comma-separated (points run on each); "
                   "multicore-lab-base:<suite> is built offline",
     "image": "a ready trial image to use as it is (no build)",
     "seed": "seed of the shuffle within rounds (default: random, recorded)",
+    "min_seconds": "the shortest timed section a figure may rest on (default 0.2 s): counts and "
+                   "work are sized so each trial's section lasts at least this",
     "dry_run": "print the plan and its estimated duration; run nothing",
     "results_dir": "where run folders go (default results/)",
     "plan": "rerun the matrix of a run's plan.json (e.g. results/<run>/plan.json) here: same "
@@ -34,7 +49,8 @@ def _config(c):
     """invoke.yaml as plain dicts: the `lab:` section and each task's own."""
     def plain(section):
         return {k: plain(v) if hasattr(v, "keys") else v for k, v in section.items()}
-    return {name: plain(c.config[name]) for name in ("lab", "scale", "ipc") if name in c.config}
+    return {name: plain(c.config[name]) for name in ("lab", "scale", "ipc", "lessons")
+            if name in c.config}
 
 
 def _run(function, *args):
@@ -67,7 +83,8 @@ def _families_help(name):
 @task(help={**SHARED_HELP, **_families_help("scale")})
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
           placement=None, start_method=None, backend=None, base_image=None, image=None,
-          seed=None, results_dir=None, dry_run=False, resume=None, plan=None):
+          seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None, plan=None,
+          hosts=None, partition=None, python=None, per_node=None):
     """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
     _family(c, "scale", locals().copy())
 
@@ -76,9 +93,22 @@ def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repe
 def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None, batches=None,
         ends=None, end_placement=None, patterns=None, timing=None, bytes_per_trial=None,
         repeat=None, placement=None, start_method=None, backend=None, base_image=None,
-        image=None, seed=None, results_dir=None, dry_run=False, resume=None, plan=None):
+        image=None, seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None,
+        plan=None, hosts=None, partition=None, python=None, per_node=None):
     """Pipe vs Queue vs JoinableQueue and the channels beyond them, per CPU count and placement."""
     _family(c, "ipc", locals().copy())
+
+
+@task(help={**WITHOUT_QUOTA, **_families_help("lessons")})
+def lessons(c, lessons=None, start_methods=None, runners=None, task_sizes=None, chunksizes=None,
+            states=None, primitives=None, cases=None, size=None, cpus=None, repeat=None,
+            placement=None, start_method=None, backend=None, base_image=None, image=None,
+            seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None, plan=None,
+            hosts=None, partition=None, python=None, per_node=None):
+    """The rest of the tutorial: process start, pools, shared state, locks, lifecycle, the GIL.
+
+    Every claim of the tutorial held or not, per Python."""
+    _family(c, "lessons", locals().copy())
 
 
 @task(help={"run": "run id under results/, 'latest', or a run folder's path",
@@ -89,7 +119,8 @@ def report(c, run, results_dir=None):
     _run(lambda: commands.report(results_dir or c.config.lab.results_dir, run) and 0)
 
 
-@task(help={"suite": "Debian suite of the offline base: trixie (Python 3.13) or bookworm (3.11)",
+@task(help={"suite": "Debian suite of the offline base: trixie (Python 3.13), bookworm (3.11) "
+                     "or sid (3.14)",
             "base_image": "build on this base instead (pulled if a registry answers)",
             "rebuild": "rebuild the image even when one with the same code digest exists"})
 def build(c, suite=None, base_image=None, rebuild=False):
@@ -99,7 +130,7 @@ def build(c, suite=None, base_image=None, rebuild=False):
     _run(lambda: commands.build(base, rebuild) and 0)
 
 
-@task
+@task()
 def info(c):
     """What the lab sees: engine, host CPUs and topology, cgroup version, images, backend choice."""
     from lab import commands
@@ -109,11 +140,15 @@ def info(c):
 @task(help={"run_a": "the first run (A): a run id under results/, 'latest', or a run folder's path",
             "run_b": "the second run (B), the same way; ratios are B / A",
             "results_dir": SHARED_HELP["results_dir"] + "; the comparison goes to "
-                           "<results-dir>/compare-<a>-vs-<b>/"})
-def compare(c, run_a, run_b, results_dir=None):
+                           "<results-dir>/compare-<a>-vs-<b>/",
+            "host_a": "only this host's trials of run A (a run on several hosts, --hosts)",
+            "host_b": "only this host's trials of run B; e.g. two hosts of one run: "
+                      "invoke compare RUN RUN --host-a local --host-b ssh://me@vm"})
+def compare(c, run_a, run_b, results_dir=None, host_a=None, host_b=None):
     """Compare two runs point by point: medians, ratio B/A with its interval, Mann-Whitney U."""
     from lab import commands
-    _run(lambda: commands.compare(results_dir or c.config.lab.results_dir, run_a, run_b) and 0)
+    _run(lambda: commands.compare(results_dir or c.config.lab.results_dir, run_a, run_b,
+                                  host_a=host_a, host_b=host_b) and 0)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,12 @@ def report(results_dir, run, say=print):
     return present.build(folder, family, say=say)
 
 
-def compare(results_dir, run_a, run_b, say=print):
-    """`invoke compare A B`: point by point, into <results_dir>/compare-<a>-vs-<b>/."""
+def compare(results_dir, run_a, run_b, say=print, host_a=None, host_b=None):
+    """`invoke compare A B [--host-a H] [--host-b H]`: point by point, into
+    <results_dir>/compare-<a>-vs-<b>/; a host flag keeps only that host's trials of its run."""
     from lab.present.compare import compare as present
     return present(resolve(results_dir, run_a), resolve(results_dir, run_b), results_dir,
-                   family_of, say=say)
+                   family_of, say=say, host_a=host_a or None, host_b=host_b or None)
 
 
 def build(base_image, rebuild=False, say=print):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 RECORD_SCHEMA = 1      # raw.jsonl records (DESIGN.md); plan.json and meta.json carry it too
 INTERRUPTED = "interrupted"  # error text of a trial cut off by Ctrl-C / SIGTERM starts so
+HOST_LOST = "host lost"      # ... and of a trial whose host stopped answering (--hosts runs)
 
 
 class RecordsError(RuntimeError):
@@ -89,6 +90,7 @@ class PointModel(_Model):
     start_method: str
     params: dict[str, Any] = {}
     image: str = ""
+    host: str = ""                  # --hosts: the host that runs the point ("" for the default)
 
 
 class PlanFile(_Model):
@@ -99,6 +101,7 @@ class PlanFile(_Model):
     seed: int
     discard_first_round: bool = True
     points: list[PointModel]
+    sizing: dict[str, dict[str, Any]] = {}  # point_id -> the params its trials ran (run.sizing)
 
     model_config = ConfigDict(extra="allow", populate_by_name=True,
                               alias_generator=lambda name: "schema" if name == "schema_" else name)
@@ -113,6 +116,7 @@ class Meta(_Model):
     started_at: float | None = None
     finished_at: float | None = None
     host: dict[str, Any] = {}
+    hosts: dict[str, Any] = {}      # --hosts: {host name: its facts, engine and images}
     backend: dict[str, Any] = {}
     image: dict[str, Any] | None = None
     images: dict[str, Any] = {}
@@ -168,8 +172,10 @@ def trial_key(record):
 
 
 def is_cut_off(record):
-    """A trial stopped by Ctrl-C / SIGTERM: not a measurement, run again by --resume."""
-    return record.get("ok") is False and str(record.get("error") or "").startswith(INTERRUPTED)
+    """A trial stopped by Ctrl-C / SIGTERM, or lost with its host: not a measurement, run again
+    by --resume."""
+    return record.get("ok") is False and str(record.get("error") or "").startswith(
+        (INTERRUPTED, HOST_LOST))
 
 
 def read_records(raw_path, warn=print, superseded=False):

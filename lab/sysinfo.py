@@ -472,6 +472,7 @@ def seen():
 # CPU counters of the cgroup (throttling, usage), before and after a trial
 
 COUNTER_KEYS = ("nr_periods", "nr_throttled", "throttled_seconds", "usage_seconds")
+TRIAL_COUNTER_KEYS = COUNTER_KEYS + ("steal_seconds",)  # trial_counters(): the cgroup's + steal
 
 
 def cpu_counters(root="/"):
@@ -497,5 +498,46 @@ def counters_delta(before, after):
     """after - before for each counter both snapshots hold (not None); {} if either is None."""
     if before is None or after is None:
         return {}
-    return {key: after[key] - before[key] for key in COUNTER_KEYS
+    return {key: after[key] - before[key] for key in TRIAL_COUNTER_KEYS
             if before.get(key) is not None and after.get(key) is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Steal time: CPU time the hypervisor gave to other guests while this machine's vCPUs wanted it
+
+STEAL_FIELD = 7  # /proc/stat "cpu" line: user nice system idle iowait irq softirq steal ...
+
+
+def steal_seconds(root="/"):
+    """The machine's cumulative steal time in seconds (all CPUs, /proc/stat), or None.
+
+    /proc/stat is not namespaced: inside a container it is the host's. None when the file, its
+    "cpu" line or the steal field (kernels before 2.6.11) is missing or unreadable."""
+    text = _read_text(os.path.join(root, "proc/stat"))
+    if text is None:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            return _ticks_to_seconds(fields[1:], STEAL_FIELD)
+    return None
+
+
+def _ticks_to_seconds(values, index):
+    """values[index], a count of USER_HZ ticks, in seconds; None if absent or not a number."""
+    try:
+        return int(values[index]) / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError):
+        return None
+
+
+def trial_counters(root="/"):
+    """What a trial reads before and after what it times: the cgroup's CPU counters
+    (cpu_counters; None values where unreadable) and the machine's steal_seconds. Never None,
+    never raises; subtract two with counters_delta."""
+    counters = cpu_counters(root) or dict.fromkeys(COUNTER_KEYS)
+    try:
+        counters["steal_seconds"] = steal_seconds(root)
+    except Exception:  # read around every trial: a missing number beats a lost trial
+        counters["steal_seconds"] = None
+    return counters

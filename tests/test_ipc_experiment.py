@@ -14,6 +14,7 @@ import pytest
 
 from lab.experiments import SpecError, TrialCheckFailed, ipc, ipc_ends
 from lab.experiments.ipc_ring import Ring, RingTimeout, max_message
+from lab.families import ipc_budget
 
 N = 1000
 MiB = 1 << 20
@@ -105,7 +106,7 @@ def test_messages_count_items_and_a_batch_is_one_send():
 
 
 @pytest.mark.parametrize("placement", ["free", "same"])  # same: both ends share one CPU
-@pytest.mark.parametrize("size_bytes", [3000, 4096 - 4 - 16])  # the largest that fits
+@pytest.mark.parametrize("size_bytes", [3000, 4096 - 4 - ipc.HEADER_BYTES])  # the largest that fits
 def test_ring_wraps_around_with_messages_near_its_size(size_bytes, placement):
     before = shm_segments()
     result = trial("shm_ring", ring_bytes=4096, size_bytes=size_bytes, placement=placement)
@@ -155,7 +156,8 @@ def test_ring_gives_up_when_the_other_end_never_comes():
 
 def test_a_frame_larger_than_the_ring_is_refused_at_spec_time():
     with pytest.raises(SpecError, match="does not fit a ring of 4096 bytes"):
-        ipc.validate("shm_ring", {"size_bytes": 4096 - 4 - 16 + 1, "ring_bytes": 4096})
+        ipc_budget.validate("shm_ring", {"size_bytes": 4096 - 4 - ipc.HEADER_BYTES + 1,
+                                         "ring_bytes": 4096})
     with pytest.raises(SpecError, match="does not fit"):
         trial("shm_ring", size_bytes=1000, batch=5, ring_bytes=4096)
 
@@ -222,8 +224,8 @@ def test_split_on_one_cpu_is_refused():
     finally:
         os.sched_setaffinity(0, affinity)
     with pytest.raises(SpecError, match="split needs at least 2 CPUs"):
-        ipc.validate("pipe", {"placement": "split"}, cpus=1)
-    assert ipc.validate("pipe", {"placement": "split"}, cpus=2)["placement"] == "split"
+        ipc_budget.validate("pipe", {"placement": "split"}, cpus=1)
+    assert ipc_budget.validate("pipe", {"placement": "split"}, cpus=2)["placement"] == "split"
 
 
 @pytest.mark.parametrize("variant, params, fragment", [
@@ -249,7 +251,7 @@ def test_split_on_one_cpu_is_refused():
 ])
 def test_bad_params_are_refused_in_one_line(variant, params, fragment):
     with pytest.raises(SpecError) as refused:
-        ipc.validate(variant, params)
+        ipc_budget.validate(variant, params)
     assert fragment in str(refused.value)
     assert "\n" not in str(refused.value)
     with pytest.raises(SpecError):
@@ -257,31 +259,31 @@ def test_bad_params_are_refused_in_one_line(variant, params, fragment):
 
 
 def test_budget_refuses_a_million_one_mib_messages_at_planning_time():
-    with pytest.raises(ipc.BudgetExceeded) as refused:
-        ipc.check_budget({"messages": 10 ** 6, "size_bytes": MiB}, "shm_ring")
+    with pytest.raises(ipc_budget.BudgetExceeded) as refused:
+        ipc_budget.check_budget({"messages": 10 ** 6, "size_bytes": MiB}, "shm_ring")
     message = str(refused.value)
     assert "max_bytes" in message and "977.5 GiB" in message and "\n" not in message
     assert isinstance(refused.value, SpecError)
-    with pytest.raises(ipc.BudgetExceeded, match="max_seconds"):
-        ipc.check_budget({"messages": 10 ** 7}, "manager_queue")
-    with pytest.raises(ipc.BudgetExceeded, match="max_bytes"):
-        ipc.check_budget({"messages": 1000, "size_bytes": 1000}, "pipe", max_bytes=10 ** 5)
+    with pytest.raises(ipc_budget.BudgetExceeded, match="max_seconds"):
+        ipc_budget.check_budget({"messages": 10 ** 7}, "manager_queue")
+    with pytest.raises(ipc_budget.BudgetExceeded, match="max_bytes"):
+        ipc_budget.check_budget({"messages": 1000, "size_bytes": 1000}, "pipe", max_bytes=10 ** 5)
     # The README's figures fit: 10^5 small messages, 10^5 x 64 KiB.
-    ipc.check_budget({"messages": 10 ** 5}, "manager_queue")
-    fits = ipc.check_budget({"messages": 10 ** 5, "size_bytes": 64 << 10}, "os_pipe")
+    ipc_budget.check_budget({"messages": 10 ** 5}, "manager_queue")
+    fits = ipc_budget.check_budget({"messages": 10 ** 5, "size_bytes": 64 << 10}, "os_pipe")
     assert fits["bytes_total"] == (10 ** 5 + 1000) * (64 << 10)  # the warm-up moves bytes too
 
 
 def test_estimate_grows_with_the_work_and_has_no_side_effects():
-    small = ipc.estimate({"messages": 10 ** 4}, "queue")
-    large = ipc.estimate({"messages": 10 ** 6}, "queue")
+    small = ipc_budget.estimate({"messages": 10 ** 4}, "queue")
+    large = ipc_budget.estimate({"messages": 10 ** 6}, "queue")
     assert set(small) >= {"bytes_total", "seconds_estimate", "memory_bytes"}
     assert large["seconds_estimate"] > small["seconds_estimate"] > 0
     assert large["bytes_total"] > small["bytes_total"] > 0
-    assert ipc.estimate({"messages": 10 ** 4, "pattern": "pingpong"}, "pipe")["bytes_total"] == \
-        2 * ipc.estimate({"messages": 10 ** 4}, "pipe")["bytes_total"]
+    assert ipc_budget.estimate({"messages": 10 ** 4, "pattern": "pingpong"}, "pipe")["bytes_total"] == \
+        2 * ipc_budget.estimate({"messages": 10 ** 4}, "pipe")["bytes_total"]
     # Without a channel the planner still gets a (conservative) answer.
-    assert ipc.estimate({"messages": 10 ** 4})["seconds_estimate"] >= small["seconds_estimate"]
+    assert ipc_budget.estimate({"messages": 10 ** 4})["seconds_estimate"] >= small["seconds_estimate"]
     assert multiprocessing.active_children() == []
 
 

@@ -96,13 +96,35 @@ def test_a_snapshot_kept_as_json_compares_the_same(tmp_path):
 def data_warnings(records):
     trials = trial_frames.trials_frame(records)
     family = ScaleFamily()
-    return checks.data_warnings(trials, results.scaling_summary(trials), family.lengthen_flag,
-                                family.row_label)
+    summary = results.scaling_summary(trials)
+    return (checks.data_warnings(trials, summary, family.lengthen_flag, family.row_label)
+            + family.warnings(trials, summary))
 
 
 def steady(seconds, repeats=10, variant="strong", cpus=1, **extra):
     return [_record(variant, cpus, cpus, seconds * (1 + 0.001 * (r % 3)), r, **extra)
             for r in range(repeats)]
+
+
+def test_a_trial_that_waited_for_its_cpus_is_flagged_off_cpu():
+    """1 CPU: 2.451 s of section for 2.367 s of CPU is 3.4% short (fine); 2 CPUs: 1.0 s for
+    1.6 s of CPU is 20% short (flagged, with the point and the shortfall)."""
+    fine = [dict(r, cgroup_cpu_seconds=r["seconds"] * 0.966) for r in steady(2.451)]
+    short = [dict(r, cgroup_cpu_seconds=r["seconds"] * 1.6) for r in steady(1.0, cpus=2)]
+    warnings = data_warnings(fine + short)
+    assert codes(warnings) == ["off-cpu"]
+    message = warnings[0]["message"]
+    assert "strong, 2 CPUs, 2 workers (10 trials, up to 20% short)" in message
+    assert "1 CPU" not in message
+    assert data_warnings(fine + [dict(r, cgroup_cpu_seconds=r["seconds"] * 1.99)
+                                 for r in steady(1.0, cpus=2)]) == []
+
+
+def test_steal_time_on_a_vm_is_flagged():
+    stolen = [dict(r, steal_seconds=0.08 if r["round"] == 3 else 0.0) for r in steady(1.0)]
+    warnings = data_warnings(stolen)
+    assert codes(warnings) == ["steal-time"]
+    assert "1 trial" in warnings[0]["message"] and "8%" in warnings[0]["message"]
 
 
 def test_tight_data_with_enough_repeats_gives_no_data_warning():
@@ -323,18 +345,40 @@ def test_compare_of_ipc_runs_overlays_their_messages_per_second(engine, trial_im
     assert "Pipe()" in done.stdout and "Queue()" in done.stdout
 
 
-def test_compare_says_why_when_no_point_is_in_common(two_scale_runs, tmp_path):
-    results_dir, a, _ = two_scale_runs
-    other = tmp_path / "other"
-    other.mkdir()
-    records = [json.loads(line) for line in (a / "raw.jsonl").read_text().splitlines()]
+def _altered_copy(run, folder, change):
+    folder.mkdir()
+    records = [json.loads(line) for line in (run / "raw.jsonl").read_text().splitlines()]
     for record in records:
-        record["params"]["work"] = 999
-    (other / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (other / "meta.json").write_text((a / "meta.json").read_text())
+        change(record)
+    (folder / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "meta.json").write_text((run / "meta.json").read_text())
+    return folder
+
+
+def test_runs_calibrated_to_different_work_compare_on_time_per_unit_of_work(two_scale_runs,
+                                                                           tmp_path):
+    """Two machines calibrate different work; their points still meet, on seconds per 10^6
+    iterations: here B did twice the work in twice the time, so every ratio is 1."""
+    results_dir, a, _ = two_scale_runs
+
+    def doubled(record):
+        record["params"]["work"] *= 2
+        record["seconds"] = record["seconds"] * 2 if record["seconds"] is not None else None
+    other = _altered_copy(a, tmp_path / "other", doubled)
     done = invoke("compare", str(a), str(other), "--results-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert "no common points" in done.stdout and "work is 200000 in A and 999 in B" in done.stdout
+    rows = list(csv.DictReader(open(tmp_path / f"compare-{a.name}-vs-other" / "compare.csv")))
+    assert len(rows) == 5 and {r["measure"] for r in rows} == {"seconds_per_million_iterations"}
+    assert all(float(r["ratio_b_over_a"]) == pytest.approx(1.0) for r in rows)
+
+
+def test_compare_says_why_when_no_point_is_in_common(two_scale_runs, tmp_path):
+    results_dir, a, _ = two_scale_runs
+    other = _altered_copy(a, tmp_path / "other", lambda r: r.update(start_method="spawn"))
+    done = invoke("compare", str(a), str(other), "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "no common points" in done.stdout
+    assert "start_method is fork in A and spawn in B" in done.stdout
 
 
 def test_compare_refuses_a_run_that_is_not_there(tmp_path):

@@ -159,3 +159,17 @@ def test_summary_carries_intervals_outliers_and_every_fit():
     weak = summary[summary["variant"] == "weak"]
     assert weak["gustafson_serial_fraction"].iloc[0] == pytest.approx(0.25, abs=0.01)
     assert (weak["scaled_speedup_ci_low"] <= weak["scaled_speedup"] + 1e-12).all()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_the_bootstrap_interval_states_the_coverage_a_seeded_simulation_measures(n):
+    """Labelled 95%, the percentile bootstrap of a ratio of medians covers less with few trials:
+    the coverage the report prints beside such an interval is what a simulation measures."""
+    measured = stats.bootstrap_coverage(n, simulations=400, resamples=1000, seed=7)
+    assert abs(measured - stats.ratio_interval_coverage(n, n)) <= 0.04
+    assert measured < 0.95
+
+
+def test_from_five_trials_the_bootstrap_interval_holds_its_95_percent():
+    assert stats.bootstrap_coverage(5, simulations=400, resamples=1000, seed=7) >= 0.94
+    assert stats.ratio_interval_coverage(5, 7) == 0.95

@@ -88,20 +88,22 @@ def _fmt(value, pattern):
 
 
 # What tells two points of one channel apart beyond CPUs and placement: the sentences group by it.
-_GROUPS = ("python", "param.messages", "param.timing")
+_GROUPS = ("python", "param.messages", "param.timing", "host")
 
 
 def _groups(rows, extra=()):
     """(words, rows) per CPU count, placement and whatever else varies in `rows` (Python, count,
     clock): each group holds at most one point per channel."""
-    keys = ["cpus", "param.placement", *extra, *_GROUPS]
     varying = [k for k in _GROUPS if k in rows and rows[k].astype(str).nunique() > 1]
+    keys = ["cpus", "param.placement", *extra,
+            *(k for k in _GROUPS if k in rows and (k != "host" or k in varying))]
     for values, group in rows.groupby(keys, sort=True):
         where = dict(zip(keys, values))
         words = f"{_cpus(where['cpus'])}, ends {where['param.placement']}"
         words += "".join({"python": f", Python {where['python']}",
                           "param.messages": f", {int(where['param.messages']):,} messages",
-                          "param.timing": f", clock {where['param.timing']}"}[k] for k in varying)
+                          "param.timing": f", clock {where['param.timing']}",
+                          "host": f", host {where.get('host')}"}[k] for k in varying)
         yield words, group.drop_duplicates("variant").set_index("variant")
 
 

@@ -17,6 +17,8 @@ def _same_curve(summary, row, variant=None):
     """Rows of the same curve as `row`: same variant, start method, image and parameters."""
     mask = ((summary["variant"] == (variant or row["variant"]))
             & (summary["start_method"] == row["start_method"]) & (summary["image"] == row["image"]))
+    if "host" in summary.columns:  # several hosts (--hosts): each host has its own curves
+        mask &= _host_column(summary) == ("" if pd.isna(row["host"]) else str(row["host"]))
     for column in (c for c in summary.columns if c.startswith("param.")):
         mask &= (summary[column] == row[column]) | (summary[column].isna() & pd.isna(row[column]))
     return summary[mask]
@@ -40,7 +42,8 @@ def resources(row):
     return float(row["quota"]) if row["limit"] == "quota" else float(row["cpus"])
 
 
-SCALING_COLUMNS = ("speedup", "speedup_ci_low", "speedup_ci_high", "speedup_absolute",
+SCALING_COLUMNS = ("speedup", "speedup_ci_low", "speedup_ci_high", "speedup_ci_coverage",
+                   "speedup_absolute",
                    "efficiency", "scaled_speedup", "scaled_speedup_ci_low",
                    "scaled_speedup_ci_high", "karp_flatt", "speedup_cap")
 
@@ -66,6 +69,8 @@ def scaling_summary(trials):
         else:
             low, high = stats.ratio_interval(seconds.get(base["point_id"], []),
                                              seconds.get(row["point_id"], []))
+            summary.at[index, "speedup_ci_coverage"] = stats.ratio_interval_coverage(
+                len(seconds.get(base["point_id"], [])), len(seconds.get(row["point_id"], [])))
         serial = _same_curve(summary, row, variant="serial")
         serial = serial[(serial["cpus"] == 1) & (serial["limit"] == "cpuset")]
         serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
@@ -118,8 +123,9 @@ def strong_curves(summary):
     rows = summary[summary["variant"].isin(STRONG_VARIANTS) & (summary["limit"] == "cpuset")
                    & (summary["workers"] == summary["cpus"])]
     several = rows["python"].nunique() > 1
-    for (variant, method, python), curve in rows.groupby(["variant", "start_method", "python"]):
-        label = f"{variant} ({method}{', Python ' + python if several else ''})"
+    for (variant, method, python, host), curve in rows.groupby(
+            ["variant", "start_method", "python", _host_column(rows)]):
+        label = f"{variant} ({method}{', Python ' + python if several else ''}{_on(rows, host)})"
         yield label, curve.sort_values("cpus")
 
 
@@ -128,9 +134,23 @@ def weak_curves(summary):
     rows = summary[(summary["variant"] == "weak") & (summary["limit"] == "cpuset")
                    & (summary["workers"] == summary["cpus"])]
     several = rows["python"].nunique() > 1
-    for (method, python), curve in rows.groupby(["start_method", "python"]):
-        label = f"weak ({method}{', Python ' + python if several else ''})"
+    for (method, python, host), curve in rows.groupby(["start_method", "python",
+                                                        _host_column(rows)]):
+        label = f"weak ({method}{', Python ' + python if several else ''}{_on(rows, host)})"
         yield label, curve.sort_values("cpus")
+
+
+def _host_column(rows):
+    """What tells the hosts of a run apart (--hosts): its records' host, else one group."""
+    if "host" in rows.columns:
+        return rows["host"].map(lambda h: "" if pd.isna(h) else str(h))
+    return pd.Series("", index=rows.index)
+
+
+def _on(rows, host):
+    """', host X' in a curve's name when the run has several hosts."""
+    several = _host_column(rows).nunique() > 1
+    return f", host {host}" if several else ""
 
 
 def per_trial_speedups(trials, summary):
@@ -193,3 +213,41 @@ def pool_sizing_sentences(view):
 def _workers(count):
     count = int(count)
     return f"{count} worker{'s' if count != 1 else ''}"
+
+
+OFF_CPU_SHORTFALL = 0.05  # a trial's CPU time short of CPUs x seconds by more: it waited
+
+
+def off_cpu(trials, label):
+    """A warning (or None) when measured trials got less CPU than their section's length times
+    the CPUs they could use: something else ran on their CPUs, or they were throttled or stolen
+    from. CPU time is the cgroup's over the timed section (else the workers' own)."""
+    from lab.analysis.warnings import warning
+    good = measured(trials)
+    if good.empty or "cgroup_cpu_seconds" not in good:
+        return None
+    short = {}
+    for _, row in good.iterrows():
+        cpu = row.get("cgroup_cpu_seconds")
+        if cpu is None or pd.isna(cpu):
+            cpu = row.get("cpu_seconds")
+        if cpu is None or pd.isna(cpu) or not row["seconds"] or row["variant"] == "serial":
+            continue
+        usable = min(row["workers"] if row["workers"] is not None else row["cpus"], resources(row))
+        shortfall = 1 - float(cpu) / (float(row["seconds"]) * usable)
+        if shortfall > OFF_CPU_SHORTFALL:
+            short.setdefault(row["point_id"], (row, []))[1].append(shortfall)
+    if not short:
+        return None
+    worst = sorted(short.values(), key=lambda item: -max(item[1]))
+    listed = [f"{label(row)} ({len(falls)} trial{'s' if len(falls) > 1 else ''}, up to "
+              f"{max(falls):.0%} short)" for row, falls in worst[:6]]
+    count = sum(len(falls) for _, falls in short.values())
+    return warning(
+        "off-cpu",
+        f"{count} trial{'s' if count > 1 else ''} got less CPU time than their timed section "
+        f"times the CPUs they could use (by more than {OFF_CPU_SHORTFALL:.0%}): they waited for "
+        f"their CPUs, so they measured the machine's load as well as Python: "
+        + "; ".join(listed) + ("; and more" if len(worst) > 6 else ""),
+        "run on a quiet machine (see the load warning and `top`), check steal time on a VM and "
+        "CFS throttling; rerun those points")

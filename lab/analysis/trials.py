@@ -12,12 +12,13 @@ from lab import records
 from lab.analysis import stats
 
 POINT_COLUMNS = ["point_id", "experiment", "variant", "limit", "cpus", "quota", "placement",
-                 "workers", "start_method", "backend", "python", "image"]
+                 "workers", "start_method", "backend", "python", "image", "host"]
 
 
 def trials_frame(records):
-    """One row per trial; metric values flattened to metric.<name> columns; `outlier` flags a
-    measured trial outside its point's Tukey fences."""
+    """One row per trial; metric values flattened to metric.<name> columns, params to
+    param.<name>, the scalar facts a trial checked to check.<name>; `outlier` flags a measured
+    trial outside its point's Tukey fences."""
     rows = []
     for record in records:
         row = {k: v for k, v in record.items() if k not in ("metrics", "seen", "params", "check")}
@@ -25,6 +26,9 @@ def trials_frame(records):
             row[f"metric.{name}"] = metric.get("value") if isinstance(metric, dict) else metric
         for name, value in (record.get("params") or {}).items():
             row[f"param.{name}"] = value
+        for name, value in (record.get("check") or {}).items():  # what the trial verified
+            if value is None or isinstance(value, (str, int, float, bool)):
+                row[f"check.{name}"] = value
         seen = record.get("seen") or {}
         for name in ("effective_cpus", "pool_default_workers", "os_cpu_count", "quota_cpus"):
             row[f"seen.{name}"] = seen.get(name)
@@ -79,9 +83,11 @@ def point_stats(trials):
     stats_frame = pd.DataFrame.from_dict(rows, orient="index",
                                          columns=list(stats.describe([]).keys()))
     failed = trials[(trials["ok"] != True) & (trials["warmup"] == False)]  # noqa: E712
-    described = trials.drop_duplicates("point_id").set_index("point_id")[keys[1:]]
+    # A point's parameters as its measured trials ran them (a sized count, not the warm-up's)
+    first = trials.sort_values("warmup", kind="stable").drop_duplicates("point_id")
+    described = first.set_index("point_id")[keys[1:]]
     for column in (c for c in trials.columns if c.startswith("param.")):
-        described[column] = trials.drop_duplicates("point_id").set_index("point_id")[column]
+        described[column] = first.set_index("point_id")[column]
     summary = described.join(stats_frame, how="left").reset_index()
     summary["n"] = summary["n"].fillna(0).astype(int)
     summary["outliers"] = summary["outliers"].fillna(0).astype(int)

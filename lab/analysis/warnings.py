@@ -38,6 +38,7 @@ def point_label(row, varying=(), show_workers=False):
 
 
 PARAM_WORDS = {"size_bytes": "{value} B", "placement": "ends {value}", "python": "Python {value}",
+               "host": "host {value}",
                "messages": "{value} messages", "batch": "batch {value}", "timing": "clock {value}"}
 
 
@@ -54,6 +55,8 @@ def varying_columns(summary):
     columns = [c for c in summary.columns if c.startswith("param.")]
     if "python" in summary.columns:
         columns.append("python")
+    if "host" in summary.columns:  # a run on several hosts (--hosts)
+        columns.append("host")
     return [c for c in columns if summary[c].astype(str).nunique() > 1]
 
 
@@ -62,10 +65,15 @@ def _listing(items, limit=6):
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def data_warnings(trials, summary, lengthen="--work", label=point_label):
+MIN_SECONDS = 0.2  # a timed section shorter than this measures the clock and the scheduler
+
+
+def data_warnings(trials, summary, lengthen="--work", label=point_label,
+                  min_seconds=MIN_SECONDS, advice=None):
     """Warnings from the measurements themselves: `trials` (trials.trials_frame) and `summary`
     (trials.point_stats or a summary built on it: n, median_s, cv, median_ci_*, outliers).
-    `lengthen` names the flag that makes a trial longer; `label(row, varying)` names a point."""
+    `lengthen` names the flag that makes a trial longer; `label(row, varying)` names a point;
+    `advice(row, min_seconds)` says what to do about a point whose timed section is too short."""
     out = []
     if summary is None or summary.empty:
         return out
@@ -73,6 +81,19 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label):
     varying = varying_columns(summary)
     rows = [row for _, row in summary.iterrows() if row["n"] > 0]
     longer = lengthen
+
+    short = [row for row in rows if row["median_s"] < min_seconds]
+    if short:
+        advise = advice or (lambda row, target: f"lengthen its trials ({longer})")
+        out.append(warning(
+            "too-short",
+            f"{len(short)} point{'s' if len(short) > 1 else ''} rest on timed sections under "
+            f"{min_seconds:g} s, too short to trust (the clock, a scheduler tick and a page fault "
+            f"are a large part of them): "
+            + _listing([f"{point_label(r, varying)}: {r['median_s'] * 1e3:.1f} ms; "
+                        f"{advise(r, min_seconds)}" for r in short]),
+            f"size the trials to --min-seconds {min_seconds:g} or more; the lab does so itself "
+            f"where it chooses the counts"))
 
     wide = [row for row in rows if row["cv"] > CV_WIDE]
     if wide:
@@ -118,6 +139,17 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label):
             "cpu.cfs_quota_us on v1), the engine's cgroup parent or a systemd slice's CPUQuota; "
             "remove it and rerun those points"))
 
+    stolen = _stolen(trials)
+    if stolen is not None:
+        count, seconds, worst = stolen
+        out.append(warning(
+            "steal-time",
+            f"the hypervisor ran something else on this VM's CPUs during {count} trial"
+            f"{'s' if count > 1 else ''} ({seconds:.2f} s of steal time in all, up to "
+            f"{worst:.0%} of a trial's section): those trials waited for CPUs the VM was promised",
+            "rerun on an instance with dedicated CPUs (no burstable type, a dedicated host), or "
+            "at a quieter time; compare the affected points only with the spread in mind"))
+
     outliers = [row for row in rows if row.get("outliers", 0) > 0]
     if outliers:
         total = int(sum(row["outliers"] for row in outliers))
@@ -130,6 +162,21 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label):
             "look at when they ran (started_at and `outlier` in the trials): a cluster in time "
             "points to interference from outside; the medians barely move, means would"))
     return out
+
+
+STEAL_SHARE = 0.01  # steal time above this share of a trial's section is worth a warning
+
+
+def _stolen(trials):
+    """(trials, steal seconds, worst share) of trials whose host stole CPU time from them."""
+    if trials is None or trials.empty or not {"steal_seconds", "seconds"} <= set(trials.columns):
+        return None
+    steal = trials["steal_seconds"].astype(float).fillna(0.0)
+    share = steal / trials["seconds"].astype(float)
+    hit = trials[share > STEAL_SHARE]
+    if hit.empty:
+        return None
+    return len(hit), float(steal[hit.index].sum()), float(share[hit.index].max())
 
 
 def _throttled_under_cpuset(trials):

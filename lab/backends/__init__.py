@@ -9,16 +9,22 @@ in `choose_backend`: the runner, the run folder, resume and the report do not ch
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STDERR_TAIL_CHARS = 2000
 RUN_LABEL = "multicore-lab.run"  # every trial container carries its run id under this label
 PID_LABEL = "multicore-lab.pid"  # and the pid of the lab process that started it
-BACKENDS = ("auto", "docker", "local")
+BACKENDS = ("auto", "docker", "local", "slurm")  # auto never picks slurm
 
 
 class BackendUnavailable(RuntimeError):
-    """The backend asked for cannot run trials here; the message says why and what to do."""
+    """The backend asked for cannot run trials here; the message says why and what to do.
+    `hint`: what to do instead, when the backend knows better than the generic advice ("" for
+    none: the message says it all)."""
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
 
 
 class ImageMismatch(RuntimeError):
@@ -34,6 +40,7 @@ class TrialOutcome:
     timed_out: bool
     host_seconds: float      # start to exit as the host saw it (container or process start included)
     stderr_tail: str
+    extra: dict = field(default_factory=dict)  # backend-specific record fields (slurm: node, job)
 
 
 class Backend:
@@ -55,6 +62,14 @@ class Backend:
     stopped_phrase(run_id, count)  those stops in words, for the interrupt message
     engine_gone()          the backend's engine stopped answering (the run fails, no record)
     close()                release connections
+
+    Several hosts (--hosts) are lanes the runner runs side by side, one trial at a time each:
+    lane_of(point)         which lane runs the point (None: the one lane of a single host)
+    on_lane(lane)          the Backend that runs that lane's trials
+    host_of(lane, default) the host name that lane's records carry
+    host_cpus()            {point.host: that host's CPUs}, what each host's points are made on
+    run_meta()             what meta.json adds (e.g. "hosts": a facts block per host)
+    use_recorded(meta, names, run)  --resume: use_recorded_images from the run's meta.json
     """
     name = ""
     engine_words = "the backend"  # what stops answering when the run fails ("the Docker engine")
@@ -98,6 +113,27 @@ class Backend:
 
     def stop_all(self, run_id):
         return 0
+
+    def lane_of(self, point):
+        return None
+
+    def on_lane(self, lane):
+        return self
+
+    def host_of(self, lane, default):
+        return default
+
+    def host_words(self, lane):
+        return "the host"
+
+    def host_cpus(self):
+        return {"": self.cpus()}
+
+    def run_meta(self):
+        return {}
+
+    def use_recorded(self, meta, names, run):
+        return self.use_recorded_images(meta.get("images") or {}, names, run)
 
     def stopped_phrase(self, run_id, count):
         return "the trial in flight is stopped"
@@ -144,6 +180,9 @@ def backend_class(name):
     if name == "docker":
         from lab.backends.docker import DockerBackend
         return DockerBackend
+    if name == "slurm":
+        from lab.backends.slurm import SlurmBackend
+        return SlurmBackend
     raise KeyError(name)
 
 
@@ -151,10 +190,20 @@ def engine_requested_explicitly():
     return bool(os.environ.get("DOCKER_HOST"))
 
 
-def choose_backend(name, config, say=print):
+def choose_backend(name, config, say=print, hosts=("local",)):
     """The backend for `--backend name`: auto falls back to local loudly; docker never does.
-    `config` is the lab's config (its `docker` section configures containers)."""
+    `config` is the lab's config (its `docker` section configures containers). `hosts`
+    (--hosts) other than `local` alone: one Docker backend per host, run side by side."""
     from lab.backends.local import LocalBackend
+    hosts = list(hosts or ["local"])
+    if name == "slurm":  # never chosen by auto: a cluster is asked for by name
+        if hosts != ["local"]:
+            raise BackendUnavailable("it names Docker hosts; the slurm backend runs on the "
+                                     "nodes of its partition (--partition)", hint="")
+        from lab.backends.slurm import SlurmBackend
+        return SlurmBackend.connect(config)
+    if hosts != ["local"]:
+        return _several_hosts(name, config, hosts)
     if name == "local":
         return LocalBackend(config)
     from lab.backends.docker import DockerBackend, connect
@@ -167,3 +216,35 @@ def choose_backend(name, config, say=print):
             f"(host processes pinned with sched_setaffinity). Start dockerd for containers.")
         return LocalBackend(config)
     return DockerBackend(client, config.get("docker", {}))
+
+
+def _several_hosts(name, config, hosts):
+    """A MultiHostBackend of one DockerBackend per host, each connected (one SSH login per
+    remote host) and answering; BackendUnavailable in one line for the first that does not."""
+    if name == "local":
+        raise BackendUnavailable("--hosts runs trials in containers on each host's Docker "
+                                 "engine; use --backend docker or auto with --hosts")
+    from lab.backends.docker import DockerBackend, connect_host
+    from lab.backends.multihost import MultiHostBackend
+    members, clients = {}, {}
+    shared = {}
+
+    def source():
+        """This machine's engine, to ship images from (None without one)."""
+        if "client" not in shared:
+            try:
+                shared["client"] = clients.get("local") or connect_host("local")
+            except BackendUnavailable:
+                shared["client"] = None
+        return shared["client"]
+
+    try:
+        for host in hosts:
+            clients[host] = connect_host(host)
+            members[host] = DockerBackend(clients[host], config.get("docker", {}), host=host,
+                                          source=source)
+    except BackendUnavailable:
+        for client in clients.values():
+            client.close()
+        raise
+    return MultiHostBackend(members, config)

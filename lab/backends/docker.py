@@ -6,14 +6,17 @@ then remove. Never `remove=True`: the engine would take the exit status and logs
 
 import json
 import os
+import socket
 import time
+import urllib.parse
 
 import docker
 import requests
 
 from lab.backends import (PID_LABEL, RUN_LABEL, Backend, BackendUnavailable, ImageMismatch,
                           outcome_from)
-from lab.backends.image import ImageInfo, ensure_image, existing_image, image_tag
+from lab.backends.image import (ImageInfo, ensure_image, existing_image, image_on_host,
+                                image_tag)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 
@@ -29,6 +32,128 @@ def connect(timeout_s=5):
         raise BackendUnavailable(f"the Docker engine does not answer: {reason}") from None
 
 
+REMOTE_TIMEOUT_S = 60   # API calls to a remote engine (a load of an image gets longer)
+PROBE_LABEL = "host-probe"  # RUN_LABEL of the container that reads a remote host's facts
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def _ssh_refusal(host, error):
+    """One line for a failed SSH login (paramiko's exceptions), never with a secret in it."""
+    import paramiko
+    text = str(error)
+    if isinstance(error, paramiko.BadHostKeyException):
+        return (f"host {host}: its SSH host key differs from the one in ~/.ssh/known_hosts "
+                f"(a reinstalled machine, or someone in between); check its fingerprint, then "
+                f"replace the line (ssh-keygen -R)")
+    if "not found in known_hosts" in text:
+        return (f"host {host}: its SSH host key is not in ~/.ssh/known_hosts, and an unknown "
+                f"host is never trusted blindly; log in once with `ssh` and compare the "
+                f"fingerprint, or add its key from a trusted source")
+    if isinstance(error, paramiko.AuthenticationException):
+        return (f"host {host}: the SSH login was refused (no key of yours is authorised there); "
+                f"add your public key to its ~/.ssh/authorized_keys, or name the key with "
+                f"IdentityFile in ~/.ssh/config")
+    if isinstance(error, (paramiko.ssh_exception.NoValidConnectionsError, OSError)):
+        return f"host {host}: cannot connect ({_first_line(error)})"
+    return f"host {host}: SSH failed ({type(error).__name__}: {_first_line(error)})"
+
+
+def _reachable(host, url):
+    """Refuse in one line, within seconds, an ssh:// host whose name does not resolve or
+    whose port does not answer (paramiko alone would wait for the system's TCP timeout)."""
+    parsed = urllib.parse.urlparse(url)
+    address, port = parsed.hostname, parsed.port
+    config = os.path.expanduser("~/.ssh/config")
+    if os.path.exists(config):  # as docker-py reads it: an alias's HostName and Port
+        import paramiko
+        ssh_config = paramiko.SSHConfig()
+        try:
+            with open(config) as handle:
+                ssh_config.parse(handle)
+        except (OSError, ValueError):
+            ssh_config = None
+        found = ssh_config.lookup(address) if ssh_config else {}
+        if "proxycommand" in found:
+            return  # reached through a jump host: only the login itself can tell
+        address = found.get("hostname", address)
+        port = port or (int(found["port"]) if str(found.get("port", "")).isdigit() else None)
+    port = port or 22
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise BackendUnavailable(f"host {host}: unknown host name {address!r} (it does not "
+                                 f"resolve); check the name or use its address") from None
+    last = None
+    for family, kind, proto, _, where in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.settimeout(5)
+                probe.connect(where)
+                return
+        except OSError as error:
+            last = error
+    reason = "timed out" if isinstance(last, socket.timeout) else (
+        os.strerror(last.errno) if getattr(last, "errno", None) else _first_line(last))
+    raise BackendUnavailable(f"host {host}: nothing answers on {address} port {port} ({reason}); "
+                             f"is the machine up and its sshd listening there?")
+
+
+def connect_host(host, timeout_s=REMOTE_TIMEOUT_S):
+    """A client of the Docker engine of `host` (--hosts): `local` (DOCKER_HOST or the current
+    context, as the docker CLI), an ssh://user@host[:port] URL (paramiko: one SSH login per
+    client, its channels reused; host keys checked against ~/.ssh/known_hosts, never added), or a
+    Docker context name. BackendUnavailable in one line when it cannot be had."""
+    if host == "local":
+        return connect()
+    if host.startswith("ssh://"):
+        url = host
+    else:
+        from docker.context import ContextAPI
+        try:
+            context = ContextAPI.get_context(host)
+        except Exception as error:  # noqa: BLE001 (a damaged context store)
+            raise BackendUnavailable(f"host {host}: cannot read Docker context {host!r} "
+                                     f"({_first_line(error)})") from None
+        if context is None:
+            raise BackendUnavailable(f"unknown host {host!r}: not `local`, not an "
+                                     f"ssh://user@host[:port] URL, and no Docker context of "
+                                     f"that name (see `docker context ls`)")
+        url = context.Host or ""
+        if not url.startswith("ssh://"):
+            try:
+                client = docker.DockerClient.from_context(host, timeout=timeout_s)
+                client.ping()
+                return client
+            except Exception as error:  # noqa: BLE001
+                raise BackendUnavailable(f"host {host}: the Docker engine of context {host!r} "
+                                         f"does not answer: {_first_line(error)}") from None
+    _reachable(host, url)
+    try:
+        client = docker.DockerClient(base_url=url, use_ssh_client=False, timeout=timeout_s)
+    except Exception as error:  # noqa: BLE001 (paramiko raises its own types, and OSError)
+        cause = error.__cause__ or error.__context__ or error
+        wrapped = error if type(error).__module__.startswith("paramiko") else cause
+        raise BackendUnavailable(_ssh_refusal(host, wrapped)) from None
+    try:
+        client.ping()
+    except Exception as error:  # noqa: BLE001
+        client.close()
+        raise BackendUnavailable(f"host {host}: SSH works but no Docker engine answers there "
+                                 f"({_first_line(error)}); install and start Docker on it, "
+                                 f"and let the user run `docker` (group docker)") from None
+    return client
+
+
+def is_remote(client):
+    """Whether `client` reaches an engine on another machine (ssh, tcp) rather than this one's
+    socket: then CPUs and facts come from a probe container there."""
+    return not str(getattr(client.api, "base_url", "")).startswith("http+docker://local")
+
+
 def _short(image_id):
     return str(image_id or "?").replace("sha256:", "")[:12]
 
@@ -39,10 +164,53 @@ class DockerBackend(Backend):
     trial_overhead_s = 0.6  # create, start, wait, logs, remove (README: ~360 ms here) and Python
     supports_quota = True
 
-    def __init__(self, client, config):
+    def __init__(self, client, config, host="", source=None):
         super().__init__(config)  # the `docker` section of invoke.yaml
         self.client = client
         self.images = {}      # point.image -> backends.image.ImageInfo, set before any trial
+        self.host = host      # its name in --hosts ("" for the default engine alone)
+        self.remote = is_remote(client)
+        self.source = source  # () -> this machine's engine (images shipped from it), or None
+        self._probed = None   # a remote host's facts, from its probe container
+
+    @property
+    def where(self):
+        return f"host {self.host}" if self.host else "the engine"
+
+    # --- the host: CPUs and facts from the host itself ---------------------------------------
+
+    def cpus(self):
+        """This machine's CPUs for a local engine; a remote host's from its probe container
+        (once its image is there), until then its engine's CPU count as a flat topology."""
+        if not self.remote:
+            return super().cpus()
+        if self._probed is None and self.images:
+            self._probe()
+        if self._probed is not None:
+            from lab.hosts import topology
+            return topology.cpus_from(self._probed["cpus"])
+        from lab.hosts import topology
+        return topology.flat(int(self.client.info().get("NCPU") or 1))
+
+    def host_facts(self):
+        if not self.remote:
+            facts = super().host_facts()
+            return {**facts, "host": self.host} if self.host else facts
+        from lab.hosts import facts
+        if self._probed is None:
+            self._probe()
+        return facts.from_probe(self._probed, self.client.info(), self.host or "remote")
+
+    def _probe(self):
+        """Run `probe host` in a container there (all its CPUs, no network): what it sees."""
+        spec = {"experiment": "probe", "variant": "host", "params": {}, "workers": 1,
+                "start_method": "fork", "expect_affinity": None, "time_limit_s": 60}
+        outcome = self.run(spec, None, None, 60, {RUN_LABEL: PROBE_LABEL})
+        if outcome.error:
+            raise BackendUnavailable(f"{self.where}: the probe container that reads its facts "
+                                     f"failed: {outcome.error}")
+        self._probed = outcome.result.get("check") or {}
+        return self._probed
 
     # --- images ------------------------------------------------------------------------------
 
@@ -55,6 +223,11 @@ class DockerBackend(Backend):
         use as it is. Returns the names points use to pick their image."""
         if image:
             self.images = {image: existing_image(self.client, image)}
+        elif self.remote:
+            source = self.source() if self.source else None
+            self.images = {base: image_on_host(self.client, base, source, say=say,
+                                               where=self.where)
+                           for base in bases}
         else:
             self.images = {base: ensure_image(self.client, base, say=say) for base in bases}
         return list(self.images)
@@ -97,10 +270,15 @@ class DockerBackend(Backend):
     def describe(self):
         version = self.client.version()
         info = self.client.info()
-        return {"backend": "docker", "engine_version": version.get("Version"),
-                "api_version": version.get("ApiVersion"), "os": info.get("OperatingSystem"),
-                "kernel": info.get("KernelVersion"), "cgroup_version": info.get("CgroupVersion"),
-                "cgroup_driver": info.get("CgroupDriver"), "engine_cpus": info.get("NCPU")}
+        described = {"backend": "docker", "engine_version": version.get("Version"),
+                     "api_version": version.get("ApiVersion"), "os": info.get("OperatingSystem"),
+                     "kernel": info.get("KernelVersion"),
+                     "cgroup_version": info.get("CgroupVersion"),
+                     "cgroup_driver": info.get("CgroupDriver"), "engine_cpus": info.get("NCPU")}
+        if self.host:
+            described.update(host=self.host, engine_id=info.get("ID"), remote=self.remote,
+                             architecture=info.get("Architecture"))
+        return described
 
     def image_info(self, name=None):
         """The ImageInfo (as a dict) of the trial image called `name`, or of the first one."""
@@ -114,7 +292,6 @@ class DockerBackend(Backend):
     def container_options(self, cpuset, quota, labels):
         """Isolation and limits of every trial container (networking off, read-only root ...)."""
         options = {
-            "cpuset_cpus": ",".join(str(c) for c in cpuset),
             "network_mode": "none",
             "mem_limit": self.config.get("memory_limit", "1g"),
             "memswap_limit": self.config.get("memory_limit", "1g"),  # no swap: OOM is an OOM
@@ -127,6 +304,8 @@ class DockerBackend(Backend):
             "user": TRIAL_USER,
             "labels": {PID_LABEL: str(os.getpid()), **(labels or {})},
         }
+        if cpuset is not None:  # None: every CPU of the host (its probe)
+            options["cpuset_cpus"] = ",".join(str(c) for c in cpuset)
         if quota is not None:
             options["nano_cpus"] = int(round(quota * 1e9))  # Docker's --cpus; never with cpu_quota
         return options

@@ -36,6 +36,8 @@ class ImageInfo:
     base: str
     python: str | None
     built_seconds: float | None = None
+    shipped_seconds: float | None = None  # --hosts: streamed here from this machine's engine
+    shipped_bytes: int | None = None
 
     def as_dict(self):
         return asdict(self)
@@ -203,3 +205,71 @@ def ensure_image(client, base_image, rebuild=False, say=print):
     version = labels.get("multicore-lab.python") or python_version(client, image.id)
     return ImageInfo(id=image.id, tag=tag, base=base_image, python=version,
                      built_seconds=built_seconds)
+
+
+SHIP_REPORT_BYTES = 32 * 1024 * 1024  # a progress line per 32 MiB shipped
+LOAD_TIMEOUT_S = 1800                  # the engine answers a load only once all of it is in
+
+
+def ship_image(source, target, tag, say=print, where="the host"):
+    """Stream `tag` from the `source` engine into the `target` engine: `docker save` chunks go
+    straight into `docker load` (a generator: the tar is never whole in memory, nor on disk),
+    a progress line per 32 MiB. Returns (seconds, bytes)."""
+    image = source.images.get(tag)
+    size = int(image.attrs.get("Size") or 0)
+    sent = 0
+    started = time.perf_counter()
+
+    def chunks():
+        nonlocal sent
+        report = SHIP_REPORT_BYTES
+        for chunk in image.save(named=tag):
+            sent += len(chunk)
+            if sent >= report:
+                share = f" of ~{size / 2**20:.0f} MiB" if size else ""
+                say(f"  shipped {sent / 2**20:.0f} MiB{share} to {where} "
+                    f"({time.perf_counter() - started:.0f} s)")
+                report += SHIP_REPORT_BYTES
+            yield chunk
+
+    say(f"shipping image {tag} to {where} (docker save | docker load, streamed; no registry) ...")
+    previous = target.api.timeout
+    target.api.timeout = max(previous or 0, LOAD_TIMEOUT_S)
+    try:
+        target.images.load(chunks())
+    finally:
+        target.api.timeout = previous
+    seconds = time.perf_counter() - started
+    if target.images.get(tag).id != image.id:
+        raise ImageError(f"shipping {tag} to {where}: the image loaded there differs from this "
+                         f"machine's; remove it there and retry")
+    say(f"shipped {tag} to {where}: {sent / 2**20:.1f} MiB in {seconds:.1f} s")
+    return seconds, sent
+
+
+def image_on_host(client, base_image, source=None, say=print, where="the host"):
+    """The trial image for `base_image` on a remote host's engine `client`: there already, or
+    shipped from `source` (this machine's engine, building it here first when missing) when both
+    have the same architecture, or built there from a base it can pull when they differ;
+    otherwise ImageError saying what to do."""
+    tag = image_tag(base_image)
+    if _exists(client, tag) is not None or source is None:
+        return ensure_image(client, base_image, say=say)
+    here = source.info().get("Architecture")
+    there = client.info().get("Architecture")
+    if here == there:
+        ensure_image(source, base_image, say=say)
+        seconds, sent = ship_image(source, client, tag, say, where)
+        info = ensure_image(client, base_image, say=say)
+        info.shipped_seconds, info.shipped_bytes = round(seconds, 3), sent
+        return info
+    if offline_suite(base_image):
+        raise ImageError(f"{where} is {there}, this machine {here}: the offline base "
+                         f"{base_image} is built for {here} and cannot run there; pass "
+                         f"--base-image with an image {where} can pull (e.g. python:3.13-slim)")
+    say(f"{where} is {there}, this machine {here}: building the trial image there on "
+        f"{base_image} ...")
+    try:
+        return ensure_image(client, base_image, say=say)
+    except ImageError as why:
+        raise ImageError(f"{where}: {why}") from None

@@ -33,6 +33,7 @@ EXPERIMENTS = {
     "scaling": "lab.experiments.scaling",
     "ipc": "lab.experiments.ipc",
     "probe": "lab.experiments.probe",
+    "lessons": "lab.experiments.lessons",
 }
 
 

@@ -5,7 +5,16 @@ one JSON object, the trial's result; diagnostics go to stderr. Exit status 0 whe
 succeeded, 1 when it failed (the JSON line then says why), 2 when the spec itself is unusable.
 
 Spec keys: experiment, variant, params {..}, workers, start_method, expect_affinity (list of CPU
-ids the trial must be pinned to, or null).
+ids the trial must be pinned to, or null). Where the scheduler picks the CPUs (a Slurm step):
+expect_cpu_count (how many CPUs the affinity must hold) and expect_cgroup_cpuset (true: the
+affinity must be the cpuset of the trial's own cgroup, bar SMT siblings of its CPUs); such a
+trial also records its job, step and node (`slurm`) when it runs under Slurm.
+
+Besides the experiment's own result, every record carries what the trial saw (`seen`) and the
+counters read around its timed section (where the experiment reads them there) or around the
+whole trial: throttled_seconds, nr_throttled, cgroup_cpu_seconds and steal_seconds (the
+machine's steal time from /proc/stat; null where unreadable, and on a failed trial the whole
+trial's).
 """
 
 import json
@@ -30,6 +39,54 @@ def _affinity_error(expected):
     return None
 
 
+def _count_error(spec, seen):
+    """A trial pinned by a scheduler: the CPU count it got, and an affinity that is its own
+    cgroup's cpuset (what the step was given, not what it chose to use)."""
+    expected = spec.get("expect_cpu_count")
+    if expected is None:
+        return None
+    affinity = sorted(os.sched_getaffinity(0))
+    if len(affinity) != int(expected):
+        return (f"affinity mismatch: asked for {expected} CPU(s), the trial runs on "
+                f"{len(affinity)} ({sysinfo.format_cpu_list(affinity)})")
+    if not spec.get("expect_cgroup_cpuset"):
+        return None
+    cpuset = (seen.get("cgroup") or {}).get("cpuset")
+    if cpuset is None:
+        return "affinity unchecked: no cpuset cgroup is readable, so the pinning cannot be shown"
+    extra = set(sysinfo.parse_cpu_list(cpuset)) - set(affinity)
+    siblings = set()
+    for cpu in affinity:  # with one thread per core, a step's cgroup may hold whole cores
+        path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+        try:
+            with open(path) as handle:
+                siblings.update(sysinfo.parse_cpu_list(handle.read().strip()))
+        except (OSError, ValueError):
+            pass
+    if not set(affinity) <= set(sysinfo.parse_cpu_list(cpuset)) or extra - siblings:
+        return (f"affinity mismatch: the trial runs on {sysinfo.format_cpu_list(affinity)}, its "
+                f"cgroup's cpuset is {cpuset}")
+    return None
+
+
+def _slurm():
+    """The job, step and node of a trial run by Slurm (from the step's environment), and the
+    cpuset cgroup it runs in; None elsewhere."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    cgroup = None
+    try:
+        with open("/proc/self/cgroup") as handle:
+            for line in handle:
+                number, controllers, path = line.rstrip("\n").split(":", 2)
+                if "cpuset" in controllers.split(",") or (number == "0" and cgroup is None):
+                    cgroup = path
+    except (OSError, ValueError):
+        pass
+    return {"job_id": os.environ.get("SLURM_JOB_ID"), "step_id": os.environ.get("SLURM_STEP_ID"),
+            "node": os.environ.get("SLURMD_NODENAME"), "cgroup": cgroup}
+
+
 def run(spec):
     """Run the trial described by `spec` and return its result dict (ok or not)."""
     result = {
@@ -38,8 +95,13 @@ def run(spec):
         "python": platform.python_version(),
         "started_at": time.time(),
         "seen": sysinfo.seen(),
+        "steal_seconds": None,
     }
-    error = _affinity_error(spec.get("expect_affinity"))
+    if spec.get("expect_cpu_count") is not None:
+        result["slurm"] = _slurm()
+        if result["slurm"] is not None:
+            result["slurm"]["cpuset"] = (result["seen"].get("cgroup") or {}).get("cpuset")
+    error = _affinity_error(spec.get("expect_affinity")) or _count_error(spec, result["seen"])
     if error:
         result["error"] = error
         return result
@@ -47,22 +109,28 @@ def run(spec):
     if spec.get("variant") not in experiment.VARIANTS:
         raise SpecError(f"unknown variant {spec.get('variant')!r} of {experiment.NAME}; "
                         f"known: {', '.join(experiment.VARIANTS)}")
-    before = sysinfo.cpu_counters()
+    before = sysinfo.trial_counters()
     try:
         outcome = experiment.run_trial(spec)
     except TrialCheckFailed as failure:
         result["error"] = f"check failed: {failure}"
+        result["steal_seconds"] = _whole_trial(before).get("steal_seconds")
         return result
-    after = sysinfo.cpu_counters()
     # An experiment that reads the counters around its own timed section says so; else the
     # whole trial (start-up and warm-up included) is what the counters cover.
-    delta = outcome.pop("section_counters", None) or sysinfo.counters_delta(before, after)
+    delta = outcome.pop("section_counters", None) or _whole_trial(before)
     result.update(outcome)
     result["throttled_seconds"] = delta.get("throttled_seconds")
     result["nr_throttled"] = delta.get("nr_throttled")
     result["cgroup_cpu_seconds"] = delta.get("usage_seconds")
+    result["steal_seconds"] = delta.get("steal_seconds")
     result["ok"] = True
     return result
+
+
+def _whole_trial(before):
+    """The counters' change from `before` until now."""
+    return sysinfo.counters_delta(before, sysinfo.trial_counters())
 
 
 def main(argv):

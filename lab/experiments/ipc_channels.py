@@ -28,8 +28,10 @@ BYTE_KINDS = ("pipe_bytes", "unix_socket", "shm_ring", "os_pipe")
 QUEUE_KINDS = ("queue", "joinable_queue", "simple_queue", "manager_queue")
 # One object carries both directions (ping-pong uses one; the others get a second channel back).
 DUPLEX_KINDS = ("pipe", "pipe_bytes", "unix_socket")
-# Deliberately broken channels for the checks' own tests: the channel they imitate.
-TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes"}
+# Deliberately broken channels for the checks' own tests: the channel they imitate. Their
+# trials must fail; ipc.CHANNELS (the user-facing list) never holds them.
+TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes",
+                "test_tear_one": "shm_ring", "test_short_one": "queue"}
 
 LENGTH = struct.Struct("<I")  # the unix socket's length prefix
 
@@ -219,6 +221,8 @@ class End:
             send = _dropping(send, cfg["broken_message"])
         if send is not None and self.kind == "test_corrupt_one":
             send = _corrupting(send, cfg["broken_message"])
+        if send is not None and self.kind == "test_tear_one":
+            send = _tearing(send, cfg["broken_message"])
         return Port(send, recv, task_done, join, closers)
 
 
@@ -303,8 +307,9 @@ def _dropping(send, target):
 
 
 def _corrupting(send, target):
-    """Test double: flip the last byte (item data, not the header) of the `target`-th data frame
-    (a frame whose item count, its first four bytes, is not zero)."""
+    """Test double: flip the last item byte (not the header or the trailer) of the `target`-th
+    data frame (a frame whose item count, its first four bytes, is not zero)."""
+    from lab.experiments.ipc_ends import TRAILER
     seen = 0
 
     def send_corrupting(frame):
@@ -313,6 +318,24 @@ def _corrupting(send, target):
             seen += 1
             if seen == target:
                 frame = bytearray(frame)
-                frame[-1] ^= 0xFF
+                frame[-TRAILER.size - 1] ^= 0xFF
         send(frame)
     return send_corrupting
+
+
+def _tearing(send, target):
+    """Test double: deliver the `target`-th data frame torn, as a reader racing the writer
+    would see it: its first half new, its second half the frame sent before it."""
+    seen = 0
+    previous = b""
+
+    def send_tearing(frame):
+        nonlocal seen, previous
+        if any(frame[:4]):
+            seen += 1
+            if seen == target:
+                half = len(frame) // 2
+                frame = bytes(frame[:half]) + previous[half:]
+            previous = bytes(frame)
+        send(frame)
+    return send_tearing

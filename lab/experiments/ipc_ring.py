@@ -14,9 +14,24 @@ empty when head == tail, and a position in the circle is `counter % capacity`; a
 A record is a 4-byte little-endian length then the message; both may straddle the end of the
 circle and are then copied in two pieces. A message longer than `capacity - 4` can never fit and
 is refused (`max_message`), at spec time by the experiment and again by `put`.
+
+x86 only. The protocol is correct only where the CPU keeps stores in order (x86's TSO): the
+consumer that sees a new head must also see the record written before it, and the producer that
+sees a new tail must know the consumer's copy-out is complete. On weakly ordered CPUs (aarch64,
+POWER, RISC-V) either can become visible early, and CPython offers no memory fence to forbid it,
+so `refusal()` names the machine and the experiment refuses shm_ring there (a SpecError) rather
+than measure a ring that can hand over a frame before its data. The alternative, per-record
+sequence numbers at both ends plus a checksum that the consumer re-reads until consistent, was
+not chosen: it detects a torn read only with a checksum's probability (crc32: 2^-32), it must
+validate before the tail is published (or the data may already be overwritten), and a crc32 of
+every record on both ends (about 2.8 GB/s here, against ~45 GB/s for the memcmp the experiment
+uses to check every frame) would turn the ring's figures into checksum figures; and no weakly
+ordered machine is at hand to test it on. Every frame the ipc experiment receives is still
+checked (index at both ends, content), so a reordering this reasoning misses fails the trial.
 """
 
 import os
+import platform
 import struct
 import time
 from multiprocessing import shared_memory
@@ -27,6 +42,8 @@ DATA_OFFSET = 128
 LENGTH = struct.Struct("<I")
 RECORD_OVERHEAD = LENGTH.size
 MIN_CAPACITY = 64
+# platform.machine() of CPUs that keep stores in order (TSO), lower case.
+STORE_ORDERED_MACHINES = ("x86_64", "amd64", "x64", "i386", "i486", "i586", "i686", "x86")
 
 # Waiting: a few busy re-checks (the other end is usually microseconds away), then give the CPU
 # away with sched_yield (both ends may share one CPU: spinning there only delays the other end),
@@ -42,6 +59,15 @@ _yield = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 
 class RingTimeout(TimeoutError):
     """The other end made no room / sent nothing before the deadline (it died or hangs)."""
+
+
+def refusal():
+    """None where the ring's protocol holds (x86), else the one-line reason it is refused."""
+    machine = platform.machine() or "unknown"
+    if machine.lower() in STORE_ORDERED_MACHINES:
+        return None
+    return (f"ipc shm_ring runs on x86 only: its ring relies on x86 keeping stores in order, "
+            f"which this {machine} CPU does not promise and CPython offers no fence for")
 
 
 def max_message(capacity):
@@ -66,8 +92,7 @@ def segment_bytes(capacity):
 #    other loads or with later stores. So the consumer that sees the new head also sees the data
 #    written before it, and the producer that sees the new tail knows the consumer has finished
 #    copying that region out. On weakly ordered CPUs (aarch64) nothing in CPython guarantees
-#    this; there a stale read would show up as a sequence or payload mismatch, which the
-#    experiment's checks turn into a failed trial rather than a wrong number.
+#    this: `refusal()` says so and the experiment does not run the ring there.
 class Ring:
     """One attachment to a ring; see the module docstring for the protocol."""
 
@@ -219,6 +244,14 @@ class Ring:
         self._counters.release()
         self._data.release()
         self._shm.close()
+
+    def __del__(self):
+        # An end that failed mid-trial never closed its ring: release the views before the
+        # segment is collected, or SharedMemory.__del__ complains on stderr.
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def unlink(self):
         """Remove the segment (the creator does this once, after every end has finished)."""

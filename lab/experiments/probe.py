@@ -8,6 +8,10 @@
              created in each of `params.paths`, its uid/gid, how `/` is mounted, its capabilities
   echo       the trial spec as the trial received it (argv and params), and whether
              `params.marker` exists: specs travel as data, never as shell text
+  host       the facts of the machine the trial runs on, for a remote host (--hosts): CPU
+             model, the CPUs it may use with their package and core ids, kernel, cgroup
+             version, SMT, DMI vendor and product (an EC2 instance type), virtualisation.
+             Nothing that needs the network or privileges (no serial numbers, no UUIDs)
 """
 
 import errno
@@ -17,7 +21,9 @@ import sys
 import time
 
 NAME = "probe"
-VARIANTS = ("seen", "sleep", "exit", "allocate", "isolation", "echo")
+VARIANTS = ("seen", "sleep", "exit", "allocate", "isolation", "echo", "host")
+DMI = "/sys/class/dmi/id"
+DMI_FIELDS = ("sys_vendor", "product_name", "product_version", "board_vendor", "bios_vendor")
 
 
 def _errno_name(error):
@@ -80,6 +86,59 @@ def _isolation(params):
             "status": _status_fields({"CapEff", "CapPrm", "CapBnd", "NoNewPrivs"})}
 
 
+def _text(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _int_or(text, default):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _cpuinfo():
+    """(model name, CPU flags) of the first processor in /proc/cpuinfo (arm: no model name)."""
+    model, flags = None, []
+    for line in (_text("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = value.split()
+        elif key == "CPU part" and model is None:
+            model = f"CPU part {value.strip()}"
+    return model, flags
+
+
+def _host():
+    sys_cpu = "/sys/devices/system/cpu"
+    cpus = []
+    for cpu in sorted(os.sched_getaffinity(0)):
+        package = _text(f"{sys_cpu}/cpu{cpu}/topology/physical_package_id")
+        core = _text(f"{sys_cpu}/cpu{cpu}/topology/core_id")
+        cpus.append({"id": cpu, "package": _int_or(package, 0), "core": _int_or(core, cpu)})
+    model, flags = _cpuinfo()
+    dmi = {name: _text(f"{DMI}/{name}") for name in DMI_FIELDS}
+    hypervisor = _text("/sys/hypervisor/type")
+    mounts = {}
+    for line in (_text("/proc/self/mounts") or "").splitlines():
+        fields = line.split()
+        if len(fields) > 2:
+            mounts[fields[1]] = fields[2]
+    return {"cpu_model": model, "cpus": cpus, "cpu_count": os.cpu_count(),
+            "online": _text(f"{sys_cpu}/online"), "smt_active": _text(f"{sys_cpu}/smt/active"),
+            "kernel": os.uname().release, "machine": os.uname().machine,
+            "cgroup_version": 2 if mounts.get("/sys/fs/cgroup") == "cgroup2" else 1,
+            "hypervisor_flag": "hypervisor" in flags, "hypervisor_type": hypervisor,
+            "dmi": {k: v for k, v in dmi.items() if v}}
+
+
 def run_trial(spec):
     variant, params = spec["variant"], spec.get("params", {})
     start = time.perf_counter()
@@ -95,6 +154,8 @@ def run_trial(spec):
             block[offset] = 1
     elif variant == "isolation":
         check = _isolation(params)
+    elif variant == "host":
+        check = _host()
     elif variant == "echo":
         marker = params.get("marker")
         check = {"argv": sys.argv[1:], "params": params,

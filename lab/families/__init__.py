@@ -1,6 +1,7 @@
 """Experiment families, host side: everything a family is, behind one interface.
 
-A family (DESIGN.md) is a kind of experiment with its own task: `scale`, `ipc`. Its host side is
+A family (DESIGN.md) is a kind of experiment with its own task: `scale`, `ipc`,
+`lessons`. Its host side is
 one `Family` subclass in this folder, registered in FAMILIES; its trial side is one module in
 lab/experiments (standard library only). The run machinery (lab.run), report assembly and
 compare (lab.present) call these methods and never name a family.
@@ -18,6 +19,7 @@ from lab.run.options import BadInput
 FAMILIES = {
     "scale": "lab.families.scale:ScaleFamily",
     "ipc": "lab.families.ipc:IpcFamily",
+    "lessons": "lab.families.lessons:LessonsFamily",
 }
 
 
@@ -67,6 +69,18 @@ class Family:
         """Rough seconds of one trial's work (the backend adds its overhead)."""
         raise NotImplementedError
 
+    def trial_params(self, point, warmup):
+        """The params a trial of `point` runs with (the spec's, and the record's). `warmup` is
+        None before anything was measured, else the record of the point's warm-up trial: a
+        family that sizes its trials to --min-seconds (ipc's --messages auto) returns the params
+        that make a measured trial's section last about that long (lab.run.sizing keeps them);
+        None keeps the first choice. By default a point's params are what its trials run."""
+        return point.params_dict
+
+    def too_short_advice(self, row, min_seconds):
+        """What to do about a point whose median timed section is under min_seconds."""
+        return f"lengthen its trials ({self.lengthen_flag})"
+
     def point_label(self, point):
         """What a person reads in the progress line: the point's variant and what varies."""
         workers = "Pool() default" if point.workers is None else point.workers
@@ -84,6 +98,11 @@ class Family:
         notes; what it prints goes through `say`."""
         raise NotImplementedError
 
+    def warnings(self, trials, summary):
+        """Warnings about this family's own numbers, beyond those every family gets
+        (analysis.warnings.data_warnings): a list of analysis.warnings.warning dicts."""
+        return []
+
     def facts(self, meta):
         """(name, value) lines the report's facts table adds for this family."""
         return []
@@ -92,6 +111,14 @@ class Family:
         """A summary row in words (warnings, compare)."""
         from lab.analysis.warnings import point_label
         return point_label(row, varying, show_workers=self.show_workers)
+
+    # Parameters `invoke compare` does not match points on, because its measure does not depend
+    # on them (scale: the work, calibrated per machine; its measure is time per unit of work).
+    compare_ignores = ()
+
+    def compare_trials(self, trials):
+        """The trials with the column compare_measure names added, where it is derived."""
+        return trials
 
     def compare_measure(self, trials):
         """(column, unit, better) `invoke compare` compares for this family's points."""

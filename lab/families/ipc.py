@@ -7,6 +7,8 @@ of the plan and listed; a request that leaves nothing to run is refused. The ana
 lab.analysis.ipc, the report section lab.present.ipc_report.
 """
 
+import functools
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -20,6 +22,7 @@ from lab.run.options import BadInput
 from lab.run.plan import make_point
 
 END_PLACEMENTS = trial.PLACEMENTS
+SIZING_MARGIN = 1.5  # auto counts aim at 1.5 x --min-seconds, so noise rarely takes one under
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20}
 
 
@@ -43,12 +46,21 @@ def parse_ends(text):
     return list(dict.fromkeys(ends))
 
 
+def message_counts(text):
+    """--messages: 'auto' (sized per point to --min-seconds) and/or whole numbers, e.g.
+    'auto,2000' measures a sized count beside a given one in one run."""
+    allowed = "whole numbers of at least 1, or auto"
+    counts = [item if item == "auto" else parse.positive_int("--messages", item, allowed)
+              for item in parse.list_items("--messages", text)]
+    return list(dict.fromkeys(counts))
+
+
 @dataclass
 class IpcOptions:
     shared: parse.SharedOptions
     channels: list
-    messages: list
-    round_trips: int
+    messages: list          # whole numbers, or ["auto"]: sized to min_seconds per point
+    round_trips: object     # a whole number, or "auto"
     sizes: list
     batches: list
     ends: list              # (producers, consumers)
@@ -74,8 +86,10 @@ class IpcFamily(Family):
     anchor = "ipc"
     flags = {
         "channels": "all, or some of: " + ", ".join(trial.CHANNELS),
-        "messages": "items per stream trial, e.g. 10000,100000,1000000",
-        "round_trips": "ping-pong round trips per latency trial",
+        "messages": "items per stream trial: auto (each point sized from its warm-up so its timed "
+                    "section lasts --min-seconds) or counts, e.g. the tutorial's 10000,100000,1000000",
+        "round_trips": "ping-pong round trips per latency trial: auto (sized like --messages) or a "
+                       "count",
         "sizes": "payload sizes, e.g. 0,1KiB,64KiB,1MiB (0 = a small int)",
         "batches": "items per send, e.g. 1,10,100,1000",
         "ends": "producers:consumers, e.g. 1:1,2:2,4:1 (several ends: queue channels only)",
@@ -98,8 +112,10 @@ class IpcFamily(Family):
         budget = str(v["bytes_per_trial"]).strip()
         return IpcOptions(
             shared=shared, channels=channels,
-            messages=parse.positive_ints("--messages", v["messages"]),
-            round_trips=parse.positive_int("--round-trips", v["round_trips"]),
+            messages=message_counts(v["messages"]),
+            round_trips=("auto" if str(v["round_trips"]).strip() == "auto"
+                         else parse.positive_int("--round-trips", v["round_trips"],
+                                                 "a whole number of at least 1, or auto")),
             sizes=sizes,
             batches=parse.positive_ints("--batches", v["batches"]),
             ends=parse_ends(v["ends"]),
@@ -133,8 +149,11 @@ class IpcFamily(Family):
                     for channel in options.channels:
                         for params in _combinations(options):
                             params = {**params, "placement": end_placement}
+                            if params["messages"] == "auto":  # sized to this, per point
+                                params["min_seconds"] = shared.min_seconds
                             try:
-                                ipc_budget.validate(channel, params, count, shared.start_method)
+                                ipc_budget.validate(channel, self._first_count(channel, params),
+                                                    count, shared.start_method)
                             except ipc_budget.BudgetExceeded as over:
                                 raise BadInput(f"{over}; the point is refused before anything "
                                                f"runs") from None
@@ -153,9 +172,44 @@ class IpcFamily(Family):
             raise BadInput(f"nothing to run: {'; '.join(skipped) or 'no combination'}")
         return points, skipped
 
+    @staticmethod
+    def _first_count(channel, params, start_method="fork"):
+        """`params` with a count: the given one, or for auto the estimate's guess."""
+        if params.get("messages") != "auto":
+            return params
+        p = {k: v for k, v in params.items() if k != "min_seconds"}
+        guess = _guessed_count(channel, tuple(sorted(p.items())), params["min_seconds"],
+                               start_method)
+        return {**p, "messages": guess}
+
+    def trial_params(self, point, warmup):
+        """A given count as given; `auto`: the estimate's guess for the warm-up trial, then what
+        the warm-up measured, scaled so the section lasts min_seconds (SIZING_MARGIN over: a
+        busy machine's measured rounds run slower than its warm-up), within the trial budget."""
+        params = point.params_dict
+        if params.get("messages") != "auto":
+            return params
+        first = self._first_count(point.variant, params, point.start_method)
+        if warmup is None:
+            return first
+        measured = warmup.get("seconds")
+        if not warmup.get("ok") or not measured or measured <= 0:
+            return None  # keep the first guess
+        ran = int((warmup.get("params") or {}).get("messages") or first["messages"])
+        wanted = math.ceil(ran * params["min_seconds"] / measured * SIZING_MARGIN)
+        cap = ipc_budget.max_count(point.variant, first, point.start_method)
+        return {**first, "messages": max(1, min(wanted, cap))}
+
+    def too_short_advice(self, row, min_seconds):
+        count = row.get("param.messages")
+        if count is None or not row["median_s"] > 0:
+            return super().too_short_advice(row, min_seconds)
+        at_least = math.ceil(float(count) * min_seconds / row["median_s"])
+        return f"use --messages auto or a count of at least {at_least:,}"
+
     def estimate(self, point, prepared):
-        return ipc_budget.estimate(point.params_dict, point.variant,
-                                   point.start_method)["seconds_estimate"]
+        params = self._first_count(point.variant, point.params_dict, point.start_method)
+        return ipc_budget.estimate(params, point.variant, point.start_method)["seconds_estimate"]
 
     def point_label(self, point):
         p = point.params_dict
@@ -196,6 +250,12 @@ class IpcFamily(Family):
         return compare_chart(rows, labels[0], labels[1], out)
 
 
+@functools.lru_cache(maxsize=4096)
+def _guessed_count(channel, params, seconds, start_method):
+    """ipc_budget.count_for, remembered: the progress line asks for it at every trial."""
+    return ipc_budget.count_for(channel, dict(params), seconds, start_method)
+
+
 def _combinations(options):
     """Every point's params the flags ask for, before the channel decides."""
     for pattern in options.patterns:
@@ -207,7 +267,7 @@ def _combinations(options):
         for messages in options.messages:
             for size in options.sizes:
                 count = messages
-                if size and options.bytes_per_trial:  # big messages: a byte budget, not a count
+                if size and options.bytes_per_trial and messages != "auto":  # a byte budget
                     count = max(1, min(messages, options.bytes_per_trial // size))
                 for batch in options.batches:
                     for producers, consumers in options.ends:

@@ -112,3 +112,27 @@ def validate(variant, params, cpus=None, start_method="fork"):
     return p
 
 
+
+
+def max_count(variant, params, start_method="fork"):
+    """The most messages (or round trips) a point may have within the trial budget."""
+    count = 10 ** 9
+    while count > 1:
+        try:
+            check_budget({**params, "messages": count, "warmup": None}, variant,
+                         start_method=start_method)
+            return count
+        except BudgetExceeded:
+            count //= 2
+    return 1
+
+
+def count_for(variant, params, seconds, start_method="fork"):
+    """About how many messages (or round trips) make the point's timed section last `seconds`,
+    by the estimate (the first guess, before its warm-up trial has measured it), at least 1000
+    and within the budget."""
+    def cost(count):
+        return estimate({**params, "messages": count, "warmup": 0}, variant,
+                        start_method)["seconds_estimate"]
+    per_message = max((cost(20_000) - cost(10_000)) / 10_000, 1e-9)
+    return int(min(max(1000, seconds / per_message), max_count(variant, params, start_method)))

@@ -88,9 +88,14 @@ class ScaleFamily(Family):
             say(f"calibrating: one {CALIBRATION_SECONDS:g} s trial pinned to one CPU measures "
                 f"iterations per second ...")
             rate = self._calibrate(options, backend, cpus, images)
-            work = max(1000, int(rate * options.target_seconds))
+            # One worker's trial takes about target_seconds, and the fastest point (strong, at
+            # the most CPUs) still gets a timed section of min_seconds.
+            most = max(parse.cpu_counts(options.shared.cpus, len(cpus)) or [1])
+            seconds = max(options.target_seconds, options.shared.min_seconds * most * 1.2)
+            work = max(1000, int(rate * seconds))
             say(f"calibrated: {rate:,.0f} iterations/s on one CPU -> work {work:,} iterations "
-                f"(about {options.target_seconds:g} s for one worker)")
+                f"(about {seconds:g} s for one worker"
+                f"{f', {seconds / most:.2f} s at {most} CPUs' if most > 1 else ''})")
             calibration.update(iterations_per_second=rate, target_seconds=options.target_seconds)
         calibration["work"] = work
         return {"calibration": calibration}
@@ -100,7 +105,8 @@ class ScaleFamily(Family):
         cpuset = topology.cpuset_for(1, cpus, options.shared.placement)
         spec = {"experiment": self.experiment, "variant": "calibrate",
                 "params": {"calibrate_seconds": CALIBRATION_SECONDS}, "workers": 1,
-                "start_method": options.shared.start_method, "expect_affinity": cpuset}
+                "start_method": parse.trial_start_method(options.shared.start_method),
+                "expect_affinity": cpuset}
         outcome = backend.run(spec, cpuset, None, 120, {RUN_LABEL: "calibration"}, images[0])
         if outcome.error:
             tail = outcome.stderr_tail.strip().splitlines()[-1:] or [""]
@@ -186,11 +192,36 @@ class ScaleFamily(Family):
         return scaling_section(trials[trials["experiment"] == self.experiment], summary, out,
                                meta, say)
 
+    def warnings(self, trials, summary):
+        from lab.analysis.scaling import off_cpu
+        found = off_cpu(trials[trials["experiment"] == self.experiment], self.row_label)
+        return [found] if found else []
+
+    def too_short_advice(self, row, min_seconds):
+        work = row.get("param.work")
+        if work is None or not row["median_s"] > 0:
+            return super().too_short_advice(row, min_seconds)
+        at_least = math.ceil(float(work) * min_seconds / row["median_s"])
+        return f"use --work auto or at least {at_least:,} iterations"
+
     def facts(self, meta):
         calibration = meta.get("calibration")
         if not calibration:
             return []
         return [("work", ", ".join(f"{k} {v}" for k, v in calibration.items()))]
+
+    # Two runs calibrate different work (a laptop, a cloud VM, or two runs minutes apart): they
+    # are matched without it and compared on time per unit of work, which does not depend on it.
+    compare_ignores = ("param.work",)
+
+    def compare_trials(self, trials):
+        trials = trials.copy()
+        work = trials["param.work"].astype(float) if "param.work" in trials else float("nan")
+        trials["seconds_per_million_iterations"] = trials["seconds"] / work * 1e6
+        return trials
+
+    def compare_measure(self, trials):
+        return "seconds_per_million_iterations", "s per 10^6 iterations", "lower"
 
     def compare_charts(self, table, run_a, run_b, labels, out):
         if not (table["experiment"] == self.experiment).any():

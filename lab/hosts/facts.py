@@ -49,6 +49,75 @@ def host(cpus=None):
         "kernel": platform.release(),
         "cgroup_version": cgroup_version(),
         "host_python": platform.python_version(),
+        "architecture": platform.machine(),
+        **machine(),
+    }
+
+
+DMI = Path("/sys/class/dmi/id")
+DMI_FIELDS = ("sys_vendor", "product_name", "product_version", "board_vendor", "bios_vendor")
+
+
+def _read(path):
+    try:
+        return Path(path).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def machine(dmi=None, hypervisor_flag=None, hypervisor_type=None):
+    """What kind of machine: DMI vendor and product (EC2 names its instance type in
+    product_name), and whether it is virtualised (the CPU's `hypervisor` flag, Xen's
+    /sys/hypervisor/type); read on this machine unless given (a remote host's probe)."""
+    if dmi is None:
+        dmi = {name: _read(DMI / name) for name in DMI_FIELDS}
+        dmi = {k: v for k, v in dmi.items() if v}
+    if hypervisor_flag is None:
+        flags = next((line.split(":", 1)[1].split() for line in
+                      (_read("/proc/cpuinfo") or "").splitlines()
+                      if line.startswith(("flags", "Features"))), [])
+        hypervisor_flag = "hypervisor" in flags
+        hypervisor_type = _read("/sys/hypervisor/type")
+    virtualised = bool(hypervisor_flag or hypervisor_type)
+    kind = hypervisor_type or (dmi.get("product_name") if virtualised else None)
+    return {"dmi": dmi, "virtualisation": (kind or "yes") if virtualised else "none",
+            "instance_type": instance_type(dmi)}
+
+
+def instance_type(dmi):
+    """The cloud instance type where the DMI data names it (EC2: sys_vendor 'Amazon EC2',
+    product_name 'c7i.large'), else None."""
+    vendor = (dmi or {}).get("sys_vendor") or ""
+    product = (dmi or {}).get("product_name") or ""
+    if vendor.startswith("Amazon") and product and "." in product:
+        return product
+    return None
+
+
+def from_probe(check, engine, name):
+    """meta.json's facts of a remote host from its probe trial (`probe host`, run there) and its
+    engine's info(): never from this machine."""
+    cpus = topology.cpus_from(check.get("cpus") or [])
+    described = topology.describe(cpus)
+    if check.get("smt_active") in ("0", "1"):
+        described["smt_active"] = check["smt_active"] == "1"
+    return {
+        "hostname": engine.get("Name") or name,
+        "host": name,
+        "cpu_model": check.get("cpu_model"),
+        "cpu_count": check.get("cpu_count"),
+        "usable_cpus": len(cpus),
+        "topology": described,
+        "kernel": check.get("kernel"),
+        "architecture": check.get("machine"),
+        "cgroup_version": engine.get("CgroupVersion") and int(engine["CgroupVersion"])
+        or check.get("cgroup_version"),
+        "os": engine.get("OperatingSystem"),
+        "memory_bytes": engine.get("MemTotal"),
+        "host_python": None,
+        **machine(check.get("dmi") or {}, check.get("hypervisor_flag"),
+                  check.get("hypervisor_type")),
+        "facts_from": "a probe container on the host",
     }
 
 

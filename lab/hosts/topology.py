@@ -82,6 +82,18 @@ def cpus_of(described):
     return sorted(cpus, key=lambda c: c.id)
 
 
+def cpus_from(listed):
+    """Cpus from [{id, package, core}, ...] (what a remote host's probe trial reports)."""
+    return sorted((Cpu(int(c["id"]), int(c.get("package", 0)), int(c.get("core", c["id"])))
+                   for c in listed), key=lambda c: c.id)
+
+
+def flat(count):
+    """`count` CPUs 0..count-1, each its own core: a host whose topology is not known yet
+    (only its engine's CPU count)."""
+    return [Cpu(cpu, 0, cpu) for cpu in range(count)]
+
+
 def cpu_model(cpuinfo="/proc/cpuinfo"):
     try:
         for line in Path(cpuinfo).read_text().splitlines():

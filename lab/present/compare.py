@@ -13,6 +13,7 @@ report.md and a self-contained report.html, labelled by what differs between the
 """
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -34,18 +35,39 @@ class Run:
     """One side of the comparison: its folder (a run.folder.RunFolder), meta.json, trials,
     point stats and family (`family_of(meta, trials)` finds it)."""
 
-    def __init__(self, folder, family_of, say=print):
+    def __init__(self, folder, family_of, say=print, host=None):
         self.folder = folder
         self.meta = self.folder.read_meta() if self.folder.meta_path.exists() else {}
         self.trials = load_trials(self.folder, warn=say)
+        self.host = host
         if self.trials.empty:
             raise records.RecordsError(f"run {self.folder.run_id} has no trials to compare")
+        if host is not None:  # one host of a run on several (--hosts)
+            known = sorted(str(h) for h in self.trials["host"].dropna().unique())
+            if host not in known:
+                raise records.RecordsError(f"run {self.folder.run_id} has no trials on host "
+                                           f"{host!r}; its hosts: {', '.join(known)}")
+            self.trials = self.trials[self.trials["host"] == host].reset_index(drop=True)
+            facts = (self.meta.get("hosts") or {}).get(host) or {}
+            self.meta = {**self.meta, "host": {**facts, "hostname": host},
+                         "backend": facts.get("backend") or self.meta.get("backend") or {},
+                         "images": facts.get("images") or self.meta.get("images") or {}}
         self.points = point_stats(self.trials)
         self.family = family_of(self.meta, self.trials)
+        self.trials = self.family.compare_trials(self.trials)  # its measure, as a column
 
     @property
     def run_id(self):
         return self.folder.run_id
+
+    @property
+    def name(self):
+        """The run id, and the host when one host of the run is compared."""
+        return self.run_id + (f" (host {self.host})" if self.host else "")
+
+    @property
+    def several_hosts(self):
+        return "host" in self.trials and self.trials["host"].astype(str).nunique() > 1
 
     @property
     def pythons(self):
@@ -63,10 +85,12 @@ def _norm(value):
 
 def key_columns(a, b):
     """The configuration columns both runs are matched on, and whether Python is one of them."""
+    ignored = set(a.family.compare_ignores)
     params = sorted({c for c in list(a.points.columns) + list(b.points.columns)
-                     if c.startswith("param.")})
+                     if c.startswith("param.") and c not in ignored})
     with_python = len(a.pythons) > 1 or len(b.pythons) > 1
-    return KEY_COLUMNS + params + (["python"] if with_python else []), with_python
+    hosts = ["host"] if a.several_hosts and b.several_hosts else []  # host meets host
+    return KEY_COLUMNS + params + (["python"] if with_python else []) + hosts, with_python
 
 
 def _keyed(points, columns):
@@ -138,7 +162,8 @@ def compare_points(a, b):
             **dict(zip(columns, key)), "python_a": row_a.get("python"),
             "python_b": row_b.get("python"), "point_id_a": row_a["point_id"],
             "point_id_b": row_b["point_id"],
-            "label": a.family.row_label(row_a, [c for c in varying if c != "python"]),
+            "label": a.family.row_label(row_a, [c for c in varying if c != "python"
+                                                and (c != "host" or c in columns)]),
             "measure": column.removeprefix("metric."), "unit": unit, "better": better,
             "n_a": len(sample_a), "n_b": len(sample_b), "median_a": median_a,
             "median_b": median_b, "median_a_ci_low": interval_a.low,
@@ -202,15 +227,19 @@ def display(table):
 
 
 def folder_for(results_dir, a, b):
-    path = Path(results_dir) / f"compare-{a.run_id}-vs-{b.run_id}"
+    def side(run):
+        host = re.sub(r"[^A-Za-z0-9.-]+", "_", run.host).strip("_") if run.host else ""
+        return run.run_id + (f"-{host}" if host else "")
+    path = Path(results_dir) / f"compare-{side(a)}-vs-{side(b)}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def compare(folder_a, folder_b, out_dir, family_of, say=print):
+def compare(folder_a, folder_b, out_dir, family_of, say=print, host_a=None, host_b=None):
     """Compare two run folders into out_dir/compare-<a>-vs-<b>/; returns that folder's path.
-    Refuses (records.RecordsError) a run that has no trials."""
-    a, b = Run(folder_a, family_of, say), Run(folder_b, family_of, say)
+    Refuses (records.RecordsError) a run that has no trials. `host_a`, `host_b`: compare only
+    that host's trials of a run on several (two hosts of one run, or one host with a run)."""
+    a, b = Run(folder_a, family_of, say, host_a), Run(folder_b, family_of, say, host_b)
     differ, same = differences(a, b)
     label_a, label_b = labels(a, b, differ)
     table = compare_points(a, b)

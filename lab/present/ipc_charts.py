@@ -15,10 +15,13 @@ from lab.present.charts import save as _save  # noqa: E402
 def _groups(table):
     """(label, rows) per CPU count and placement of the ends (and Python when several)."""
     several = table["python"].nunique() > 1
-    keys = ["python", "cpus", "param.placement"]
-    for (python, cpus, placement), rows in table.groupby(keys, sort=True):
+    hosts = "host" in table.columns and table["host"].astype(str).nunique() > 1
+    keys = (["host"] if hosts else []) + ["python", "cpus", "param.placement"]
+    for values, rows in table.groupby(keys, sort=True):
+        host = f"{values[0]}\n" if hosts else ""  # several hosts (--hosts): grouped per host
+        python, cpus, placement = values[-3:]
         label = f"{cpus} CPU{'s' if cpus > 1 else ''}, ends {placement}"
-        yield (f"Py {python}, " if several else "") + label, rows
+        yield host + (f"Py {python}, " if several else "") + label, rows
 
 
 def _grouped_bars(axes, table, metric, ylabel, log=True):
@@ -180,11 +183,13 @@ def tutorial_chart(table, folder, title_suffix=""):
     rows = streams_of_small_messages(table)
     if rows["param.messages"].nunique() < 2:
         return []
-    keys = ["cpus", "param.placement", "param.timing"]
+    hosts = "host" in rows.columns and rows["host"].astype(str).nunique() > 1
+    keys = ["cpus", "param.placement", "param.timing"] + (["host"] if hosts else [])
     panels = list(rows.groupby(keys, sort=True))
     figure, axes_list = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4),
                                      squeeze=False, sharey=True)
-    for axes, ((cpus, placement, timing), group) in zip(axes_list[0], panels):
+    for axes, (values, group) in zip(axes_list[0], panels):
+        cpus, placement, timing = values[:3]
         for c_index, (channel, curve) in enumerate(group.groupby("variant", sort=False)):
             curve = curve.sort_values("param.messages")
             tutorial = bool(curve["tutorial"].iloc[0])
@@ -194,8 +199,8 @@ def tutorial_chart(table, folder, title_suffix=""):
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("messages sent (small ints, log scale)")
-        axes.set_title(f"{cpus} CPU{'s' if cpus > 1 else ''}, ends {placement}, clock {timing}",
-                       fontsize=10)
+        axes.set_title(f"{cpus} CPU{'s' if cpus > 1 else ''}, ends {placement}, clock {timing}"
+                       + (f"\n{values[3]}" if hosts else ""), fontsize=10)
         axes.grid(alpha=0.3, which="both")
     axes_list[0][0].set_ylabel("seconds, median of the trials (log)")
     axes_list[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -11,13 +11,12 @@ a format is one `write_*` function.
 import base64
 import datetime
 import html
-import math
 import shlex
 from dataclasses import dataclass, field
 
 from lab.analysis import stats
 from lab.analysis.trials import load_trials, measured
-from lab.analysis.warnings import data_warnings, normalised
+from lab.analysis.warnings import MIN_SECONDS, data_warnings, normalised
 from lab.present.tables import Table
 
 SUMMARY = "summary.csv"
@@ -81,6 +80,11 @@ def facts(meta, trials, failed, folder, family_facts=()):
                         f"({warmup} warm-up, "
                         f"{len(kept)} measured, {failed} measured failed)"))
     out += family_facts
+    if meta.get("hosts"):  # several hosts: their facts are in the table of hosts
+        names = ", ".join(meta["hosts"])
+        out.append(("hosts", f"{len(meta['hosts'])}, side by side, one trial at a time on "
+                             f"each: {names} (facts per host below)"))
+        host = {}
     if host:
         smt = topo.get("smt")
         out.append(("host", f"{host.get('hostname', '?')}: {host.get('cpu_model') or 'CPU ?'}, "
@@ -95,7 +99,8 @@ def facts(meta, trials, failed, folder, family_facts=()):
         engine = (f", engine {backend['engine_version']} (API {backend.get('api_version')}, "
                   f"cgroup driver {backend.get('cgroup_driver')}) on {backend.get('os')}"
                   if backend.get("engine_version") else "")
-        out.append(("backend", f"{backend.get('backend')}{engine}"))
+        # a backend may say itself in one line (e.g. a cluster: partition, nodes, packing)
+        out.append(("backend", backend.get("summary") or f"{backend.get('backend')}{engine}"))
     images = meta.get("images") or ({"": meta["image"]} if meta.get("image") else {})
     for image in images.values():
         ident = str(image.get("id") or "")
@@ -107,13 +112,51 @@ def facts(meta, trials, failed, folder, family_facts=()):
     return out
 
 
+def host_words(facts):
+    """What machine a host is, from its facts: the instance type where its DMI data names it
+    (EC2), else vendor and product; whether it is virtualised."""
+    dmi = facts.get("dmi") or {}
+    kind = facts.get("instance_type") or " ".join(
+        v for v in (dmi.get("sys_vendor"), dmi.get("product_name")) if v) or "-"
+    virtual = facts.get("virtualisation")
+    return kind + (f" (virtualised: {virtual})" if virtual and virtual != "none" else "")
+
+
+def hosts_section(meta):
+    """The facts of every host of a run on several (--hosts), one row each, from that host."""
+    headers = ["host", "machine", "CPU model", "CPUs (usable)", "cores, SMT", "kernel, cgroup",
+               "engine", "image", "status"]
+    lost = meta.get("hosts_lost") or {}
+    rows = []
+    for name, facts in meta["hosts"].items():
+        topo = facts.get("topology") or {}
+        engine = facts.get("backend") or {}
+        images = facts.get("images") or {}
+        image = "; ".join(
+            f"{(i.get('id') or '').removeprefix('sha256:')[:12]} Python {i.get('python')}"
+            + (f", shipped {i['shipped_bytes'] / 2**20:.0f} MiB in {i['shipped_seconds']:.1f} s"
+               if i.get("shipped_seconds") is not None and i.get("shipped_bytes") else "")
+            for i in images.values()) or "-"
+        rows.append([name, host_words(facts), str(facts.get("cpu_model") or "?"),
+                     f"{facts.get('cpu_count')} ({facts.get('usable_cpus')})",
+                     f"{topo.get('physical_cores')} cores, SMT {'on' if topo.get('smt') else 'off'}",
+                     f"{facts.get('kernel')}, cgroup v{facts.get('cgroup_version')}",
+                     f"Docker {engine.get('engine_version')} on {engine.get('os')}", image,
+                     f"lost: {lost[name]}" if name in lost else "ok"])
+    section = Section("Hosts", "hosts")
+    section.add("table", Table(headers, rows, "l" * len(headers)),
+                "Each host's facts come from that host (a probe container there for a remote "
+                "engine), never from the machine that drove the run")
+    return section
+
+
 def summary_line(meta, trials, failed, folder):
     host = meta.get("host") or {}
     pythons = ", ".join(sorted(str(p) for p in trials["python"].dropna().unique()))
+    where = (f"{host.get('cpu_model') or 'a host'} with {host.get('usable_cpus', '?')} usable "
+             f"CPUs" if not meta.get("hosts") else f"{len(meta['hosts'])} hosts")
     return (f"{meta.get('task') or 'run'} run, {meta.get('status') or 'status unknown'}: "
-            f"{len(trials)} trials ({failed} measured failed) on "
-            f"{host.get('cpu_model') or 'a host'}"
-            f" with {host.get('usable_cpus', '?')} usable CPUs, "
+            f"{len(trials)} trials ({failed} measured failed) on {where}, "
             f"{(meta.get('backend') or {}).get('backend') or '?'} backend, Python {pythons}")
 
 
@@ -125,7 +168,10 @@ METHODS = [
     "trials is 93.75%, of 3 trials 75%.",
     f"Speedup interval: percentile bootstrap of the ratio of medians T(1) / T(c), "
     f"{stats.BOOTSTRAP_RESAMPLES} resamples, seed {stats.BOOTSTRAP_SEED} (the same data give the "
-    f"same interval).",
+    f"same interval). Asked for 95%, it really covers about "
+    f"{stats.RATIO_INTERVAL_COVERAGE[3]:.0%} with 3 trials a side and "
+    f"{stats.RATIO_INTERVAL_COVERAGE[4]:.0%} with 4 (a seeded simulation, rerun by the tests), "
+    f"95% or more from 5; an interval of fewer trials shows its real coverage beside it.",
     "CV: sample standard deviation / mean. Outliers: Tukey's fences (beyond 1.5 IQR from the "
     "quartiles), flagged and counted, never dropped.",
 ]
@@ -145,13 +191,17 @@ def build(folder, family, say=print):
     summary = family.summarize(trials)
     summary.to_csv(folder.path / SUMMARY, index=False)
     section = family.section(trials, summary, folder.path, meta, say)
-    data = data_warnings(trials, summary, family.lengthen_flag, family.row_label)
+    min_seconds = float((meta.get("options") or {}).get("min_seconds") or MIN_SECONDS)
+    data = (data_warnings(trials, summary, family.lengthen_flag, family.row_label, min_seconds,
+                          family.too_short_advice)
+            + family.warnings(trials, summary))
     warnings = normalised(meta.get("warnings")) + data
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")
     say_warnings(warnings, say)
+    sections = ([hosts_section(meta)] if meta.get("hosts") else []) + [section]
     report = Report(f"Run {folder.run_id}", summary_line(meta, trials, failed, folder),
-                    facts(meta, trials, failed, folder, family.facts(meta)), [section], warnings)
+                    facts(meta, trials, failed, folder, family.facts(meta)), sections, warnings)
     write_markdown(folder.path, report)
     write_html(folder.path, report)
     say(f"\nsummary, charts and report ({MARKDOWN}, {HTML}) in {folder.path}")

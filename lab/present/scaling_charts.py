@@ -91,8 +91,11 @@ def efficiency_chart(summary, folder, title_suffix=""):
     rows = summary[(summary["limit"] == "cpuset") & summary["efficiency"].notna()
                    & (summary["workers"] == summary["cpus"])]
     several = rows["python"].nunique() > 1
-    for index, ((variant, method, python), curve) in enumerate(
-            rows.groupby(["variant", "start_method", "python"])):
+    hosts = "host" in rows.columns and rows["host"].astype(str).nunique() > 1
+    keys = ["variant", "start_method", "python"] + (["host"] if hosts else [])
+    for index, (values, curve) in enumerate(rows.groupby(keys)):
+        variant, method, python = values[:3]
+        on = f", host {values[3]}" if hosts else ""
         curve = curve.sort_values("cpus")
         column = "scaled_speedup" if variant == "weak" else "speedup"
         cpus = curve["cpus"].astype(float)
@@ -100,7 +103,7 @@ def efficiency_chart(summary, folder, title_suffix=""):
                       yerr=_interval_error(curve["efficiency"], curve[f"{column}_ci_low"] / cpus,
                                            curve[f"{column}_ci_high"] / cpus),
                       marker="o", capsize=4, color=f"C{index}",
-                      label=f"{variant} ({method}{', Python ' + python if several else ''})")
+                      label=f"{variant} ({method}{', Python ' + python if several else ''}{on})")
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal (1.0)")
     max_cpus = max(2, int(summary["cpus"].max()))
     axes.set_xticks(range(1, max_cpus + 1))

@@ -9,9 +9,10 @@ def scaling_display(summary):
     """The per-point table of a scaling run: spread, the median's interval, speedup with its
     bootstrap interval, efficiency."""
     several = summary["python"].nunique() > 1
-    headers = (["python"] if several else []) + [
+    hosts = "host" in summary.columns and summary["host"].astype(str).nunique() > 1
+    headers = (["host"] if hosts else []) + (["python"] if several else []) + [
         "variant", "limit", "CPUs", "workers", "n", "median s", "median interval s (coverage)",
-        "CV", "outliers", "speedup [95% CI]", "abs.", "effic.", "failed"]
+        "CV", "outliers", "speedup [95% bootstrap]", "abs.", "effic.", "failed"]
     rows = []
     for _, row in summary.iterrows():
         cpus = f"q{row['quota']:g}" if row["limit"] == "quota" else str(row["cpus"])
@@ -21,15 +22,17 @@ def scaling_display(summary):
         speedup = _fmt(row[column], "{:.2f}")
         if speedup != "-":
             speedup += " " + _interval(row[f"{column}_ci_low"], row[f"{column}_ci_high"], "{:.2f}")
+            if row["speedup_ci_coverage"] < 0.95:  # few trials: the 95% is not what it covers
+                speedup += f" (~{row['speedup_ci_coverage']:.0%})"
         interval = _interval(row["median_ci_low_s"], row["median_ci_high_s"])
         if interval != "-":
             interval += f" ({percent(row['median_ci_coverage'])})" if row["n"] > 1 else ""
-        rows.append(([str(row["python"])] if several else []) + [
+        rows.append(([str(row["host"])] if hosts else []) + ([str(row["python"])] if several else []) + [
             row["variant"], row["limit"], cpus, workers, str(row["n"]), _fmt(row["median_s"]),
             interval if row["n"] > 1 else "-", _fmt(row["cv"], "{:.1%}"), str(row["outliers"]),
             speedup, _fmt(row["speedup_absolute"], "{:.2f}"), _fmt(row["efficiency"], "{:.2f}"),
             str(row["failed"])])
-    align = ("l" if several else "") + "llrr" + "r" * 9
+    align = ("l" if hosts else "") + ("l" if several else "") + "llrr" + "r" * 9
     return Table(headers, rows, align)
 
 
@@ -44,10 +47,12 @@ def fit_lines(summary):
     for name, curve in results.strong_curves(summary):
         python = curve["python"].iloc[0]
         variant = name.split(" ")[0]
-        lines.append(f"Amdahl, {variant} (Python {python}): {curve['amdahl'].iloc[0]}")
-        lines.append(f"USL, {variant} (Python {python}): {curve['usl'].iloc[0]}")
+        on = f", host {name.split(', host ', 1)[1].rstrip(')')}" if ", host " in name else ""
+        lines.append(f"Amdahl, {variant} (Python {python}{on}): {curve['amdahl'].iloc[0]}")
+        lines.append(f"USL, {variant} (Python {python}{on}): {curve['usl'].iloc[0]}")
     for name, curve in results.weak_curves(summary):
-        lines.append(f"Gustafson, weak (Python {curve['python'].iloc[0]}): "
+        on = f", host {name.split(', host ', 1)[1].rstrip(')')}" if ", host " in name else ""
+        lines.append(f"Gustafson, weak (Python {curve['python'].iloc[0]}{on}): "
                      f"{curve['gustafson'].iloc[0]}")
     return lines
 

@@ -17,11 +17,23 @@ from dataclasses import asdict, dataclass, field
 from lab.backends import BACKENDS
 from lab.hosts.topology import PLACEMENTS
 
-START_METHODS = ("fork", "spawn", "forkserver")
+# "default": the Python's own default (fork up to 3.13 on Linux, forkserver from 3.14); a trial
+# gets no method (`trial_start_method`) and records what it resolved to in check["start_method"].
+START_METHODS = ("fork", "spawn", "forkserver", "default")
 # Flags every task takes (their help is tasks.SHARED_HELP); --quota only where a family has quota
 # points. `plan`, `resume`, `dry_run` and `results_dir` say what to do, not what to measure.
 SHARED_FLAGS = ("cpus", "quota", "placement", "repeat", "start_method", "backend", "base_image",
-                "image", "seed")
+                "image", "seed", "hosts", "min_seconds", "partition", "python", "per_node")
+# Shared flags that configure the backend, not the plan (a cluster's partition, the nodes'
+# Python, trials per node): a backend that takes none ignores them; --resume keeps the run's
+# values unless given again, and they never make a plan differ.
+BACKEND_FLAGS = ("partition", "python", "per_node")
+
+
+def trial_start_method(method):
+    """What a trial spec carries for a point's start method: None for "default" (the trial's
+    Python picks), else the method itself."""
+    return None if method == "default" else method
 
 
 class BadInput(ValueError):
@@ -143,6 +155,17 @@ def work(value):
                    f"iterations such as 2000000 or 6e7")
 
 
+def seconds(name, value, low=0.001, high=7 * 24 * 3600):
+    """A duration in seconds (a setting, not a flag: `name` says where it comes from)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not low <= number <= high:  # also refuses NaN
+        raise BadInput(f"{name} {value!r}: not allowed; allowed: seconds from {low:g} to {high:g}")
+    return number
+
+
 def seed_value(value):
     """--seed: a whole number, or 'random' (drawn now, recorded)."""
     if value in (None, "", "random"):
@@ -177,6 +200,82 @@ def quota_text(text):
     return str(text) if not isinstance(text, (list, tuple)) else ",".join(map(str, text))
 
 
+_SSH_HOST = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
+                       r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                       r"(?::(?P<port>\d{1,5}))?/?$")
+_CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+LOCAL_HOST = ("local",)
+HOSTS_ALLOWED = ("allowed: local, ssh://user@host[:port], a Docker context name, comma-separated, "
+                 "or @FILE with one host a line")
+
+
+def _host_item(item, source):
+    """One --hosts item checked for form (whether it answers is the backend's to find)."""
+    if item in LOCAL_HOST:  # this machine's engine (DOCKER_HOST or the current context)
+        return item
+    if item.startswith("ssh://"):
+        if re.match(r"^ssh://[^@/]*:[^@/]*@", item):  # never echo what may be a password
+            raise BadInput(f"--hosts{source}: a password in an ssh:// URL is not taken; log in "
+                           f"with a key (ssh://user@host[:port])")
+        match = _SSH_HOST.match(item)
+        if not match or (match["port"] and not 1 <= int(match["port"]) <= 65535):
+            raise BadInput(f"--hosts{source} {item!r}: not an ssh://user@host[:port] URL; "
+                           f"{HOSTS_ALLOWED}")
+        return item.rstrip("/")
+    if "://" in item or not _CONTEXT.match(item):
+        raise BadInput(f"--hosts{source} {item!r}: unknown kind of host; {HOSTS_ALLOWED}")
+    return item
+
+
+def hosts(value):
+    """--hosts: 'local', 'ssh://user@host[:port]' or Docker context names, comma-separated, or
+    '@FILE' naming a file of them (one a line or comma-separated; # starts a comment)."""
+    if value in (None, ""):
+        return ["local"]
+    items = []
+    for item in list_items("--hosts", value):
+        if item.startswith("@"):
+            path = item[1:]
+            try:
+                with open(path) as handle:
+                    text = handle.read()
+            except OSError as error:
+                raise BadInput(f"--hosts @{path}: cannot read the hosts file "
+                               f"({error.strerror or error})") from None
+            listed = [part.strip() for line in text.splitlines()
+                      for part in line.split("#", 1)[0].split(",") if part.strip()]
+            if not listed:
+                raise BadInput(f"--hosts @{path}: the file names no host; {HOSTS_ALLOWED}")
+            items += [_host_item(part, f" (in {path})") for part in listed]
+        else:
+            items.append(_host_item(item, ""))
+    twice = next((h for i, h in enumerate(items) if h in items[:i]), None)
+    if twice:
+        raise BadInput(f"--hosts: {twice} is named twice; name each host once")
+    return items
+
+
+_PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def partition_name(value):
+    """--partition: a partition's name, or '' for the cluster's default partition."""
+    text = "" if value is None else str(value).strip()
+    if text and not _PARTITION.match(text):
+        raise BadInput(f"--partition {value!r}: not a partition name; allowed: letters, digits, "
+                       f"'_', '.' and '-' (or leave it out for the cluster's default partition)")
+    return text
+
+
+def interpreter(value):
+    """--python: the command or path of the Python on the nodes (one word)."""
+    text = "python3" if value in (None, "") else str(value).strip()
+    if not text or any(c.isspace() for c in text) or any(c in text for c in "'\"$`;|&<>"):
+        raise BadInput(f"--python {value!r}: not allowed; allowed: the nodes' interpreter as one "
+                       f"command or path, e.g. python3 or /opt/python/3.13/bin/python3")
+    return text
+
+
 @dataclass
 class SharedOptions:
     """The flags every task shares, validated; `given` names those set on the command line."""
@@ -195,6 +294,12 @@ class SharedOptions:
     plan: str | None = None
     given: list = field(default_factory=list)
     flags: dict = field(default_factory=dict)  # each shared flag's value as it came in
+    time_limit_s: float = 600.0  # a trial still running then is stopped, recorded failed
+    min_seconds: float = 0.2     # the shortest timed section a printed figure may rest on
+    hosts: list = field(default_factory=lambda: ["local"])  # --hosts, each checked for form
+    partition: str = ""          # --partition: a cluster's partition ("" its default)
+    python: str = "python3"      # --python: the interpreter trials run with on a cluster's nodes
+    per_node: int = 1            # --per-node: trials that may share a node at once
 
     def as_dict(self):
         return asdict(self)
@@ -226,6 +331,13 @@ def parse_shared(flags, defaults):
         results_dir=str(flags.get("results_dir") or defaults.get("results_dir") or "results"),
         resume=flags.get("resume"), plan=flags.get("plan"), given=given,
         flags={name: values[name] for name in SHARED_FLAGS},
+        hosts=hosts(values.get("hosts")),
+        partition=partition_name(values.get("partition")),
+        python=interpreter(values.get("python")),
+        per_node=positive_int("--per-node", 1 if values.get("per_node") in (None, "")
+                              else values["per_node"]),
+        min_seconds=seconds("--min-seconds", values.get("min_seconds") or 0.2, low=0.001, high=600),
     )
+    options.flags["hosts"] = ",".join(options.hosts)  # a hosts file's hosts, not its name
     options.flags["seed"] = options.seed  # what a resumed run re-parses: the seed drawn, not 'random'
     return options

@@ -29,6 +29,7 @@ class Point:
     start_method: str
     params: tuple = ()    # sorted (key, value) pairs; a tuple so the point is hashable
     image: str = ""       # which trial image runs it (its base image name; "local" on the host)
+    host: str = ""        # which host runs it (--hosts); "" for a run on the default host alone
 
     @property
     def params_dict(self):
@@ -37,7 +38,10 @@ class Point:
     @property
     def point_id(self):
         """Readable and stable: the same configuration gets the same id on any machine."""
-        digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+        fields = self.as_dict()
+        if not self.host:  # single-host runs keep the ids they had before --hosts existed
+            del fields["host"]
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         limit = f"q{self.quota:g}" if self.limit == "quota" else f"c{self.cpus}"
         workers = "wdefault" if self.workers is None else f"w{self.workers}"
         return f"{self.experiment}.{self.variant}.{limit}.{workers}.{digest[:6]}"
@@ -48,6 +52,8 @@ class Point:
         limit = f"quota {self.quota:g}" if self.limit == "quota" else f"cpus {self.cpus}"
         if self.image and self.image != "local":  # which base (Python) when a run has several
             limit += f", on {self.image.rsplit('/', 1)[-1]}"
+        if self.host:  # which host, in a run on several
+            limit += f", host {self.host}"
         return limit
 
     def as_dict(self):

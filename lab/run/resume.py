@@ -19,10 +19,12 @@ from lab.backends import ImageMismatch, backend_class
 from lab.hosts import topology
 from lab.run import folder as runfolder
 from lab.run import runner
-from lab.run.options import SHARED_FLAGS, BadInput, parse_shared
+from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, BadInput, parse_shared
 from lab.run.plan import Plan, plan_of
 from lab.run.progress import format_duration
-from lab.run.session import (connect_backend, estimator, finish, interrupted_before_trials,
+from lab.run.sizing import Sizing
+from lab.run.session import (connect_backend, estimator, finish, host_points,
+                             interrupted_before_trials,
                              run_trials, signals_caught)
 
 
@@ -33,6 +35,7 @@ class Previous:
     meta: dict
     plan: Plan
     records: list = field(default_factory=list)
+    sizing: dict = field(default_factory=dict)  # the params its warm-ups chose (run.sizing)
 
     @property
     def run_id(self):
@@ -78,12 +81,13 @@ def open_run(results_dir, run, task, say=print):
             f"--resume {run}: run {folder.run_id} is a {meta.get('task')!r} run, not {task!r}; "
             f"resume it with `invoke {meta.get('task')} --resume {folder.run_id}`")
     try:
-        plan = plan_of(records.read_plan(folder.plan_path))
+        stored = records.read_plan(folder.plan_path)
+        plan = plan_of(stored)
     except records.RecordsError as why:
         raise runfolder.RunFolderError(f"--resume {run}: {why}; the run cannot be resumed"
                                        ) from None
     found = records.read_records(folder.raw_path, warn=say)
-    return Previous(folder, meta, plan, found)
+    return Previous(folder, meta, plan, found, stored.sizing)
 
 
 def plan_difference(stored, wanted):
@@ -119,7 +123,12 @@ def plan_of_flags(family, previous, flags, names):
     # what is not a flag (e.g. scale's target_seconds) comes from the run's recorded options
     options = family.parse({k: merged.get(k) for k in family.flags},
                            previous.meta.get("options") or {}, shared)
-    cpus = topology.cpus_of(previous.meta.get("host", {}).get("topology") or {})
+    hosts = previous.meta.get("hosts") or {}
+    if any(p.host for p in previous.plan.points):  # --hosts: each host's own CPUs
+        host_cpus = {name: topology.cpus_of(facts.get("topology") or {})
+                     for name, facts in hosts.items()}
+    else:
+        host_cpus = {"": topology.cpus_of(previous.meta.get("host", {}).get("topology") or {})}
     try:
         images = backend_class(previous.backend_name).plan_images(shared.base_images,
                                                                   shared.image)
@@ -127,7 +136,7 @@ def plan_of_flags(family, previous, flags, names):
         raise BadInput(f"--resume {previous.run_id}: the run's backend "
                        f"{previous.backend_name!r} is unknown here") from None
     try:
-        points, _ = family.points(options, cpus, images, previous.meta)
+        points, _ = host_points(family, options, None, images, previous.meta, host_cpus)
     except BadInput as why:
         text = str(why)
         if text.startswith("the plan differs"):
@@ -140,7 +149,7 @@ def resume_run(family, shared, given_own, flags, config, say=print):
     """`invoke TASK --resume RUN` end to end; returns the exit code."""
     previous = open_run(config["results_dir"], shared.resume, family.name, say)
     run = previous.run_id
-    plan_flags = sorted((set(shared.given) | set(given_own)) - {"backend"})
+    plan_flags = sorted((set(shared.given) | set(given_own)) - {"backend", *BACKEND_FLAGS})
     backend = shared.backend if "backend" in shared.given else None
     wanted = previous.backend_name
     if backend not in (None, "", "auto") and backend != wanted:
@@ -153,6 +162,10 @@ def resume_run(family, shared, given_own, flags, config, say=print):
             raise BadInput(f"--resume {run}: the plan differs from the run's: {difference}; "
                            f"leave those flags out to finish the run as planned, or start a "
                            f"new run")
+    recorded = previous.meta.get("flags") or {}  # the run's partition, Python ... unless given
+    config = {**config, "backend_options": {
+        **{name: recorded[name] for name in BACKEND_FLAGS if recorded.get(name) is not None},
+        **{name: getattr(shared, name) for name in BACKEND_FLAGS if name in shared.given}}}
     folder, status = resume(family, previous, config, backend, shared.dry_run, say)
     if status is None:  # --dry-run: the trials it would run are said, nothing ran
         return 0
@@ -180,13 +193,16 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
         return folder, None
     backend = None
     if previous.pending:
-        backend = connect_backend(backend_flag or wanted, config, say)
+        # only the hosts with trials left: one that is done may be gone for good
+        hosts = list(dict.fromkeys(t.point.host for t in previous.pending))
+        backend = connect_backend(backend_flag or wanted, config, say,
+                                  ["local"] if hosts == [""] else hosts)
         if backend.name != wanted:
             raise BadInput(f"--resume {run}: the backend differs from the run's: the run ran on "
                            f"{wanted}, {backend.name} is what answers here")
         names = list(dict.fromkeys(p.image for p in previous.plan.points))
         try:
-            backend.use_recorded_images(previous.meta.get("images") or {}, names, run)
+            backend.use_recorded(previous.meta, names, run)
         except ImageMismatch as why:
             raise BadInput(str(why)) from None
     try:
@@ -214,12 +230,14 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
                     _update_meta(folder, run, status="running", resumes=resumes)
                 say(f"{_summary(previous, pending)}; on the {backend.name} backend, results in "
                     f"{folder.path}")
-                if host != (previous.meta.get("host") or {}).get("hostname"):
+                if host != (previous.meta.get("host") or {}).get("hostname") and not \
+                        previous.meta.get("hosts"):
                     say(f"WARNING: run {run} started on host "
                         f"{previous.meta.get('host', {}).get('hostname')}, it is resumed on {host}")
                 status = run_trials(family, previous.plan, backend, folder, host, config,
                                     estimator(family, backend, previous.meta), say,
-                                    done=previous.kept, guard=guard)
+                                    done=previous.kept, guard=guard,
+                                    sizing=Sizing(family, folder, previous.sizing))
             except runner.Interrupted as why:
                 guard.closing()
                 status = interrupted_before_trials(family.name, folder, why, say)

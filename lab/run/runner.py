@@ -9,12 +9,14 @@ reason in one line. Finished records are never touched; lab.run.session says how
 
 import contextlib
 import signal
+import threading
 import time
 from contextlib import contextmanager
 
 from lab import records
 from lab.backends import RUN_LABEL, TrialOutcome
 from lab.run import folder as runfolder
+from lab.run.options import trial_start_method
 from lab.run.progress import Progress
 
 
@@ -76,17 +78,20 @@ class SignalGuard:
             raise Interrupted(self.fired)
 
 
-def trial_spec(point, time_limit_s=None):
-    """What reaches the trial (one JSON argument): the point, and the host's time limit so the
-    trial can give up with a reason before it is killed."""
+def trial_spec(point, time_limit_s=None, params=None):
+    """What reaches the trial (one JSON argument): the point (with `params`, where the run sized
+    them: lab.run.sizing), and the host's time limit so the trial can give up with a reason
+    before it is killed."""
     return {"experiment": point.experiment, "variant": point.variant,
-            "params": point.params_dict, "workers": point.workers,
-            "start_method": point.start_method, "expect_affinity": list(point.cpuset),
+            "params": point.params_dict if params is None else params, "workers": point.workers,
+            "start_method": trial_start_method(point.start_method),
+            "expect_affinity": list(point.cpuset),
             "time_limit_s": time_limit_s}
 
 
-def make_record(run_id, trial, outcome, backend, host):
-    """The trial record of DESIGN.md: what the trial said plus what only the host knows."""
+def make_record(run_id, trial, outcome, backend, host, params=None):
+    """The trial record of DESIGN.md: what the trial said plus what only the host knows;
+    `params` are what the trial ran with (the point's, unless the run sized them)."""
     point = trial.point
     result = outcome.result or {}
     image = backend.image_info(point.image or None)
@@ -98,7 +103,8 @@ def make_record(run_id, trial, outcome, backend, host):
         "python": result.get("python") or image.get("python"),
         "start_method": point.start_method, "limit": point.limit, "cpus": point.cpus,
         "cpuset": ",".join(str(c) for c in point.cpuset), "quota": point.quota,
-        "placement": point.placement, "workers": point.workers, "params": point.params_dict,
+        "placement": point.placement, "workers": point.workers,
+        "params": point.params_dict if params is None else params,
         "round": trial.round, "repeat": trial.repeat, "warmup": trial.warmup,
         "ok": outcome.error is None, "error": outcome.error,
         "seconds": seconds, "cpu_seconds": result.get("cpu_seconds"),
@@ -114,11 +120,12 @@ def make_record(run_id, trial, outcome, backend, host):
         "timed_out": outcome.timed_out,
         "stderr_tail": outcome.stderr_tail if outcome.error else "",
         "started_at": result.get("started_at"),
+        **outcome.extra,  # what only the backend knows (e.g. a cluster's node, job and step)
     }
 
 
 def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print, done=(),
-            guard=None, label=None):
+            guard=None, label=None, sizing=None):
     """Run every trial of `plan` not in `done` (keys of finished trials), then record the run's
     status (and why it failed) in meta.json. Returns the status: complete, interrupted, failed.
 
@@ -130,6 +137,12 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
     pending = [t for t in plan.trials if t.key not in done]
     progress = Progress(pending, estimate, label or (lambda point: point.point_id), say,
                         plan.rounds)
+    lanes = list(dict.fromkeys(backend.lane_of(t.point) for t in pending)) or [None]
+    if len(lanes) > 1:  # several hosts: side by side, one trial at a time on each
+        return _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s,
+                              progress, say, guard, sizing)
+    whole, backend = backend, backend.on_lane(lanes[0])  # one lane: exactly as ever
+    host_name = whole.host_of(lanes[0], host_name)
     own_guard = guard is None
     if own_guard:
         guard = SignalGuard()
@@ -143,15 +156,20 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
                 current = trial
                 progress.started(index, trial, pending[index:])
                 labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
-                outcome = backend.run(trial_spec(trial.point, time_limit_s), trial.point.cpuset,
+                params = sizing.params(trial.point) if sizing else None
+                outcome = backend.run(trial_spec(trial.point, time_limit_s, params),
+                                      trial.point.cpuset,
                                       trial.point.quota, time_limit_s, labels,
                                       trial.point.image or None)
                 if outcome.error and backend.engine_gone():
                     # killed by the engine's own shutdown: not a measurement, so no record
                     raise EngineGone(f"the engine went away during the trial ({outcome.error})")
                 with guard.shielded():  # a signal now waits until the record is on disk
-                    record = make_record(folder.run_id, trial, outcome, backend, host_name)
+                    record = make_record(folder.run_id, trial, outcome, backend, host_name,
+                                         params)
                     folder.append(record)
+                    if sizing:
+                        sizing.learn(trial, record)
                     current = None
                 progress.finished(index, trial, record, pending[index:])
     except (Interrupted, KeyboardInterrupt) as why:
@@ -188,6 +206,174 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
         if own_guard:
             guard.restore()
     return status
+
+
+class _Stopped(Exception):
+    """A lane's worker asked to create a trial after the run was stopped."""
+
+
+def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, progress, say,
+                   guard, sizing=None):
+    """Several hosts: one worker thread per lane (host), each running its own trials in the
+    plan's order, one at a time; signals stay with the main thread, which waits. Records are
+    appended under one lock. A host that stops answering gets its trial in flight and the rest
+    of its trials recorded failed (HOST_LOST: --resume runs them again) while the others carry
+    on; the run then ends failed. Ctrl-C stops every host's containers by the run's label."""
+    lock = threading.Lock()       # appends, progress, and the decision to stop
+    creating = threading.Lock()   # held while a container is created: stop waits for its id
+    stop = threading.Event()
+    state = {"index": 0, "fatal": None, "lost": {}, "inflight": {}}
+    waiting = list(pending)       # not started yet (the time left)
+
+    @contextmanager
+    def uninterruptible():
+        with creating:
+            if stop.is_set():
+                raise _Stopped()
+            yield
+
+    for lane in lanes:
+        backend.on_lane(lane).uninterruptible = uninterruptible
+
+    def lose(lane, member, host, trials, why):
+        reason = f"{records.HOST_LOST}: {backend.host_words(lane)} {why}"
+        with lock:
+            if stop.is_set():
+                return
+            state["lost"][lane] = why
+            state["inflight"].pop(lane, None)
+            for trial in trials:
+                outcome = TrialOutcome(None, reason, None, False, False, 0.0, "")
+                folder.append(make_record(folder.run_id, trial, outcome, member, host))
+        say(f"{backend.host_words(lane)} lost ({why}): its {len(trials)} remaining trial(s) "
+            f"recorded failed; the other hosts carry on")
+
+    def work(lane):
+        member = backend.on_lane(lane)
+        host = backend.host_of(lane, host_name)
+        trials = [t for t in pending if backend.lane_of(t.point) == lane]
+        for position, trial in enumerate(trials):
+            with lock:
+                if stop.is_set():
+                    return
+                state["index"] += 1
+                index = state["index"]
+                state["inflight"][lane] = trial
+                waiting.remove(trial)
+                progress.started(index, trial, list(waiting))
+            labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
+            try:
+                params = sizing.params(trial.point) if sizing else None
+                outcome = member.run(trial_spec(trial.point, time_limit_s, params),
+                                     trial.point.cpuset,
+                                     trial.point.quota, time_limit_s, labels,
+                                     trial.point.image or None)
+            except _Stopped:
+                return
+            except Exception as error:  # noqa: BLE001 (the host's trouble: the others go on)
+                if stop.is_set():
+                    return  # stopped under it by an interruption: the main thread records it
+                lose(lane, member, host, trials[position:], _host_reason(error, member))
+                return
+            if outcome.error and member.engine_gone():
+                lose(lane, member, host, trials[position:],
+                     f"{member.engine_words} stopped answering ({outcome.error})")
+                return
+            with lock:
+                if stop.is_set():
+                    return
+                record = make_record(folder.run_id, trial, outcome, member, host, params)
+                folder.append(record)
+                if sizing:
+                    sizing.learn(trial, record)
+                state["inflight"].pop(lane, None)
+                progress.finished(index, trial, record, list(waiting))
+
+    def guarded(lane):
+        try:
+            work(lane)
+        except BaseException as error:  # noqa: BLE001 (a full disk ends the whole run)
+            state["fatal"] = state["fatal"] or error
+            stop.set()
+
+    own_guard = guard is None
+    if own_guard:
+        guard = SignalGuard()
+        guard.install()
+    status, failure = "complete", None
+    threads = [threading.Thread(target=guarded, args=(lane,), name=f"lane-{index}", daemon=True)
+               for index, lane in enumerate(lanes)]
+    try:
+        with progress:
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                for thread in threads:
+                    thread.join(0.2)  # the main thread waits here; signals reach it
+            if state["fatal"] is not None:
+                raise state["fatal"]
+    except (Interrupted, KeyboardInterrupt) as why:
+        guard.closing("SIGINT")
+        status = "interrupted"
+        reason = str(why) or "SIGINT"
+        with lock:
+            stop.set()  # no record after this one; a record being written is finished first
+        with creating:
+            pass        # a container being created has its id (and label) now
+        stopped = _stop_run_containers(backend, folder, say)
+        for thread in threads:
+            thread.join(30)
+        kept = ""
+        for trial in list(state["inflight"].values()):
+            lane = backend.lane_of(trial.point)
+            try:
+                _record_cut_off(folder, trial, backend.on_lane(lane),
+                                backend.host_of(lane, host_name),
+                                f"{records.INTERRUPTED} ({reason})")
+            except OSError as error:
+                kept = f" (a cut-off trial could not be recorded: {_reason(error, None)})"
+        say(f"\nInterrupted ({reason}): {stopped}; every finished trial is kept in "
+            f"{folder.raw_path}{kept}.")
+    except Exception as error:  # noqa: BLE001 (the disk filled up ...)
+        guard.closing()
+        status = "failed"
+        stop.set()
+        failure = _reason(error, None)
+        _stop_run_containers(backend, folder, lambda *_: None)
+        for thread in threads:
+            thread.join(30)
+        say(f"\nRun failed: {failure}.\nEvery finished trial is kept in {folder.raw_path}.")
+    finally:
+        guard.closing()
+        if state["lost"] and status == "complete":
+            status = "failed"
+            failure = "; ".join(f"{backend.host_words(lane)}: {why}"
+                                for lane, why in state["lost"].items())
+            say(f"\nRun failed for {len(state['lost'])} host(s): {failure}. The other hosts' "
+                f"trials are complete; every trial is kept in {folder.raw_path}.")
+        changes = {"status": status, "finished_at": time.time()}
+        if failure:
+            changes["failure"] = failure
+        if state["lost"]:
+            changes["hosts_lost"] = {str(lane): why for lane, why in state["lost"].items()}
+        try:
+            folder.update_meta(**changes)
+        except Exception as error:  # noqa: BLE001
+            say(f"WARNING: could not record status {status!r} in {folder.meta_path}: "
+                f"{_reason(error, None)}")
+        for lane in lanes:
+            backend.on_lane(lane).uninterruptible = contextlib.nullcontext
+        if own_guard:
+            guard.restore()
+    return status
+
+
+def _host_reason(error, member):
+    """Why a host's trial could not run, in words (its engine gone, or what it said)."""
+    text = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+    if member.engine_gone():
+        return f"{member.engine_words} stopped answering ({text})"
+    return text
 
 
 def _stop_run_containers(backend, folder, say):

@@ -13,6 +13,7 @@ recorded as failed ("interrupted ..."), meta.json says `interrupted`, and the ex
 `invoke TASK --resume RUN-ID` command is printed.
 """
 
+import dataclasses
 import shlex
 import signal
 import time
@@ -24,9 +25,10 @@ from lab.backends import BackendUnavailable, choose_backend
 from lab.hosts import facts
 from lab.run import folder as runfolder
 from lab.run import runner, system_checks
-from lab.run.options import BadInput
+from lab.run.options import BACKEND_FLAGS, BadInput
 from lab.run.plan import Plan, make_point, plan_of
 from lab.run.progress import format_duration
+from lab.run.sizing import Sizing, remapped
 
 
 def quiet_failures(say):
@@ -45,12 +47,34 @@ def _silent(*_args, **_kwargs):
 
 # --- a backend and its images ----------------------------------------------------------------------
 
-def connect_backend(name, config, say=print):
-    """The backend for `--backend name` (auto, docker, local), or BadInput saying what to do."""
+def connect_backend(name, config, say=print, hosts=("local",)):
+    """The backend for `--backend name` (auto, docker, local) on `hosts` (--hosts), or BadInput
+    saying what to do."""
     try:
-        return choose_backend(name, config, say=say)
+        return choose_backend(name, config, say=say, hosts=hosts)
     except BackendUnavailable as why:
-        raise BadInput(f"--backend {name}: {why}; start dockerd, or use --backend local") from None
+        if list(hosts or ["local"]) != ["local"]:
+            raise BadInput(f"--hosts: {why}") from None
+        hint = "start dockerd, or use --backend local" if why.hint is None else why.hint
+        raise BadInput(f"--backend {name}: {why}{'; ' + hint if hint else ''}") from None
+
+
+def host_points(family, options, backend, images, prepared, host_cpus=None):
+    """(points, notes): the family's points on each host's own CPUs, each point carrying its
+    host (none for a run on the default host alone). A host that lacks what the flags ask
+    (e.g. --cpus 8 on a 4-CPU host) is refused naming that host, before anything runs."""
+    points, notes = [], {}
+    for host, cpus in (host_cpus if host_cpus is not None else backend.host_cpus()).items():
+        try:
+            found, left_out = family.points(options, cpus, images, prepared)
+        except BadInput as why:
+            if not host:
+                raise
+            raise BadInput(f"host {host}: {why}") from None
+        points += [dataclasses.replace(p, host=host) for p in found] if host else found
+        for reason, count in left_out.items():
+            notes[reason] = notes.get(reason, 0) + count
+    return points, notes
 
 
 def check_quota(shared, backend, family):
@@ -65,7 +89,12 @@ def check_quota(shared, backend, family):
 
 def dry_run(plan, estimate, label, say=print):
     """Print the plan and its estimated duration; run nothing, write nothing."""
-    total = sum(estimate(t.point) for t in plan.trials)
+    per_host = {}
+    for trial in plan.trials:  # hosts run side by side: the longest host's share is the wait
+        per_host[trial.point.host] = per_host.get(trial.point.host, 0) + estimate(trial.point)
+    total = max(per_host.values(), default=0)
+    if len(per_host) > 1:
+        say(f"{len(per_host)} hosts side by side, one trial at a time on each")
     say(f"plan: {len(plan.points)} points x {plan.rounds} rounds "
         f"({'first round is a warm-up, left out of the statistics; ' if plan.discard_first_round else ''}"
         f"seed {plan.seed}) = {len(plan.trials)} trials, about {format_duration(total)}")
@@ -91,22 +120,23 @@ def say_left_out(notes, say):
 
 def new_run(family, shared, options, values, config, say=print):
     runfolder.check_writable(config["results_dir"])
-    backend = connect_backend(shared.backend, config, say)
+    backend = connect_backend(shared.backend, config, say, shared.hosts)
     check_quota(shared, backend, family)
     cpus = backend.cpus()
     # Every point checked (budget, CPUs, combinations) before any image is built or trial run.
     names = backend.plan_images(shared.base_images, shared.image)
     nominal = family.prepare(options, backend, cpus, names, say if shared.dry_run else _silent,
                              dry_run=True)
-    points, notes = family.points(options, cpus, names, nominal)
+    points, notes = host_points(family, options, backend, names, nominal)
     plan = Plan(points, shared.repeat, shared.seed)
     if shared.dry_run:
         say_left_out(notes, say)
         dry_run(plan, estimator(family, backend, nominal), family.point_label, say)
         return 0
     images = backend.prepare_images(shared.base_images, shared.image, say)
+    cpus = backend.cpus()  # a remote host's own topology, read there once its image is in
     prepared = family.prepare(options, backend, cpus, images, say)
-    points, notes = family.points(options, cpus, images, prepared)
+    points, notes = host_points(family, options, backend, images, prepared)
     plan = Plan(points, shared.repeat, shared.seed)
     say_left_out(notes, say)
     folder, status = perform(family, plan, backend, config, prepared, extra_meta={
@@ -165,7 +195,7 @@ def next_step(task, folder, status, say):
 
 
 def run_trials(family, plan, backend, folder, host_name, config, estimate, say, done=(),
-               guard=None):
+               guard=None, sizing=None):
     """runner.execute with the folder held, the disk reserve set, the system checked right
     before the first trial and after the last (load, swap, governor: warnings kept in
     meta.json), and the next step said."""
@@ -175,7 +205,8 @@ def run_trials(family, plan, backend, folder, host_name, config, estimate, say, 
         folder.reserve_space()
         status = runner.execute(plan, backend, folder, host_name,
                                 float(config.get("trial_time_limit_s", 600)), estimate, say=say,
-                                done=done, guard=guard, label=family.point_label)
+                                done=done, guard=guard, label=family.point_label,
+                                sizing=sizing or Sizing(family, folder))
         _record_system_warnings(folder, system_checks.after(snapshot), say)
     finally:
         folder.release_reserve()
@@ -235,8 +266,9 @@ def _create_folder(results_dir, task):
             f"pass --results-dir a folder you can write") from None
 
 
-def perform(family, plan, backend, config, prepared, extra_meta=None, say=print):
-    """Run `plan` into a new run folder; returns (folder, status). Trials are never lost."""
+def perform(family, plan, backend, config, prepared, extra_meta=None, say=print, sizing=None):
+    """Run `plan` into a new run folder; returns (folder, status). Trials are never lost.
+    `sizing`: point_id -> params already chosen (a --plan rerun runs its source's counts)."""
     images = {name: backend.image_info(name) for name in dict.fromkeys(p.image for p in plan.points)}
     meta = {
         "schema": records.RECORD_SCHEMA, "run_id": None, "task": family.name,
@@ -245,6 +277,7 @@ def perform(family, plan, backend, config, prepared, extra_meta=None, say=print)
         "lab": facts.lab(), "config": config, "seed": plan.seed,
         "trials_planned": len(plan.trials), "points_planned": len(plan.points), "warnings": [],
     }
+    meta.update(backend.run_meta())
     meta.update(extra_meta or {})
     folder = None
     with signals_caught() as guard:
@@ -252,24 +285,28 @@ def perform(family, plan, backend, config, prepared, extra_meta=None, say=print)
             with guard.shielded():  # a signal now waits until meta.json and plan.json are whole
                 folder = _create_folder(config["results_dir"], family.name)
                 meta["run_id"] = folder.run_id
-                _write_new_run(folder, meta, family.name, plan)
+                _write_new_run(folder, meta, family.name, plan, sizing)
             pythons = ", ".join(f"{i.get('tag') or i.get('id')} (Python {i.get('python')})"
                                 for i in images.values())
-            say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend, "
-                f"image {pythons}; results in {folder.path}")
+            hosts = meta.get("hosts") or {}
+            on = f" on {len(hosts)} host(s) side by side ({', '.join(hosts)})" if hosts else ""
+            say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend"
+                f"{on}, image {pythons}; results in {folder.path}")
             status = run_trials(family, plan, backend, folder, meta["host"]["hostname"], config,
-                                estimator(family, backend, prepared), say, guard=guard)
+                                estimator(family, backend, prepared), say, guard=guard,
+                                sizing=Sizing(family, folder, sizing))
         except runner.Interrupted as why:
             guard.closing()
             status = interrupted_before_trials(family.name, folder, why, say)
     return folder, status
 
 
-def _write_new_run(folder, meta, task, plan):
+def _write_new_run(folder, meta, task, plan, sizing=None):
     try:
         folder.write_meta(meta)
         runfolder.write_json_atomic(folder.plan_path, {"schema": records.RECORD_SCHEMA,
-                                                       "task": task, **plan.as_dict()})
+                                                       "task": task, **plan.as_dict(),
+                                                       "sizing": sizing or {}})
     except OSError as error:
         folder.unlock()
         raise runfolder.RunFolderError(
@@ -279,12 +316,9 @@ def _write_new_run(folder, meta, task, plan):
 
 # --- rerun a recorded plan elsewhere (--plan) ---------------------------------------------------
 
-def plan_from_file(family, path, backend, base_image):
-    """The plan of a run's plan.json, to run again on `backend`: same points, seed and repeat.
-
-    Refused in one line when the file is not a plan of `family` or asks for CPUs or a quota the
-    backend's host lacks. Points keep their images where the backend can (base names, rebuilt
-    from this code); the backend says what a point recorded elsewhere runs on."""
+def read_plan_file(family, path):
+    """(Plan, sizing) of a run's plan.json, refused in one line when it is not a readable plan
+    of `family` (read before any backend is asked for anything)."""
     try:
         stored = records.read_plan(path)
     except records.RecordsError as why:
@@ -293,10 +327,26 @@ def plan_from_file(family, path, backend, base_image):
     if stored.task != family.name:
         raise BadInput(f"--plan {path}: a plan of `invoke {stored.task}`, not of "
                        f"`invoke {family.name}`")
-    plan = plan_of(stored)
-    usable = {c.id for c in backend.cpus()}
+    return plan_of(stored), stored.sizing
+
+
+def plan_for_backend(plan, path, backend, base_image, hosts=None):
+    """`plan` (another run's) to run again on `backend`: same points, seed and repeat, refused in
+    one line when it asks for CPUs or a quota the backend's host lacks. Points keep their
+    images where the backend can (base names, rebuilt from this code); the backend says what a
+    point recorded elsewhere runs on. `hosts` (--hosts given): every distinct point of the plan
+    runs on each of the backend's hosts instead of the host it had."""
+    host_cpus = backend.host_cpus()
+    if hosts is not None:
+        distinct = list(dict.fromkeys(dataclasses.replace(p, host="") for p in plan.points))
+        plan.points = [dataclasses.replace(p, host=h) for h in host_cpus for p in distinct]
     points = []
     for point in plan.points:
+        if point.host not in host_cpus:
+            raise BadInput(f"--plan {path}: point {point.point_id} ran on host "
+                           f"{point.host or 'local'}, which this run does not have; pass "
+                           f"--hosts to say where the plan runs")
+        usable = {c.id for c in host_cpus[point.host]}
         missing = sorted(set(point.cpuset) - usable)
         if missing:
             raise BadInput(f"--plan {path}: point {point.point_id} is pinned to CPUs "
@@ -314,13 +364,20 @@ def plan_from_file(family, path, backend, base_image):
 def rerun_plan(family, shared, given_own, config, say=print):
     """`invoke TASK --plan PLAN.json`: the recorded matrix, run anew into a new run folder."""
     path = shared.plan
-    shaping = sorted((set(shared.given) | set(given_own)) - {"backend", "base_image", "image"})
+    shaping = sorted((set(shared.given) | set(given_own)) - {"backend", "base_image", "image",
+                                                            "hosts", *BACKEND_FLAGS})
     if shaping:
         raise BadInput(f"--plan {path}: the matrix comes from the plan; leave out "
                        f"--{shaping[0].replace('_', '-')}")
     runfolder.check_writable(config["results_dir"])
-    backend = connect_backend(shared.backend, config, say)
-    plan = plan_from_file(family, path, backend, shared.base_images[0])
+    plan, sizing = read_plan_file(family, path)
+    source = plan
+    given_hosts = "hosts" in shared.given
+    stored_hosts = list(dict.fromkeys(p.host for p in plan.points))
+    hosts = (shared.hosts if given_hosts or "" in stored_hosts else stored_hosts)
+    backend = connect_backend(shared.backend, config, say, hosts)
+    plan = plan_for_backend(plan, path, backend, shared.base_images[0],
+                            hosts if given_hosts else None)
     prepared = {}  # nothing measured beforehand: the points carry their work
     estimate = estimator(family, backend, prepared)
     if shared.dry_run:
@@ -332,5 +389,6 @@ def rerun_plan(family, shared, given_own, config, say=print):
         plan = Plan([make_point(**{**p.as_dict(), "image": shared.image}) for p in plan.points],
                     plan.repeat, plan.seed, plan.discard_first_round)
     folder, status = perform(family, plan, backend, config, prepared,
-                             extra_meta={"plan_source": str(Path(path).resolve())}, say=say)
+                             extra_meta={"plan_source": str(Path(path).resolve())}, say=say,
+                             sizing=remapped(sizing, source.points, plan.points))
     return finish(family, folder, status, say)

@@ -5,7 +5,7 @@ family's by the family), then one of three paths, each ending in the report and 
   a new run (session.new_run), --resume RUN (resume.resume_run), --plan FILE (session.rerun_plan).
 """
 
-from lab.run.options import SHARED_FLAGS, chosen, parse_shared
+from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, chosen, parse_shared
 from lab.run.resume import resume_run
 from lab.run.session import new_run, rerun_plan
 
@@ -29,7 +29,9 @@ def parse_flags(family, flags, config):
 def run_family(family, flags, config, say=print):
     """The whole task of `family`; returns the process exit code."""
     shared, options, given, values = parse_flags(family, flags, config)
-    lab_config = {**config.get("lab", {}), "results_dir": shared.results_dir}
+    lab_config = {**config.get("lab", {}), "results_dir": shared.results_dir,
+                  "trial_time_limit_s": shared.time_limit_s,
+                  "backend_options": {name: getattr(shared, name) for name in BACKEND_FLAGS}}
     if shared.resume is not None:  # `--resume ''` is refused, never ignored
         return resume_run(family, shared, given, flags, lab_config, say)
     if shared.plan:

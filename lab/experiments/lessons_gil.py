@@ -1,0 +1,117 @@
+"""Lessons threads_vs_processes and queue_in_process: the GIL, which the tutorial never shows.
+
+  threads_vs_processes  `iterations` loops of the tutorial's task split over `workers`, run
+                        serial (this thread alone), on threads, or on processes; both kinds are
+                        parked on a barrier and timed by their own stamps, from the first
+                        worker's start after its release to the last worker's end
+  queue_in_process      `messages` small ints put, then got, by this one process: queue.Queue
+                        (a deque under a lock) against multiprocessing.Queue (pickle, feeder
+                        thread, pipe, unpickle) even where no second process exists
+See lab/experiments/lessons.py for params and metrics. Importing this module starts nothing.
+"""
+
+import queue
+import sys
+import threading
+import time
+
+from lab.experiments import TrialCheckFailed
+from lab.experiments.lessons_kit import Crew, check_chunks, metric, span, spin, split_work
+
+WAIT_S = 60.0
+
+
+def spin_after(index, barrier, iterations):
+    """A worker process: warm, park on the barrier, spin; its chunk and its own stamps (the
+    parent may get a CPU only after the workers are done: its clock would read 0)."""
+    spin(min(iterations, 1000))
+    barrier.wait(WAIT_S)
+    t0 = time.perf_counter()
+    chunk = spin(iterations)
+    return {"chunk": chunk, "t0": t0, "t1": time.perf_counter()}
+
+
+def _threads(shares):
+    barrier = threading.Barrier(len(shares) + 1, timeout=WAIT_S)
+    chunks, stamps = [None] * len(shares), [None] * len(shares)
+
+    def work(index):
+        barrier.wait()
+        t0 = time.perf_counter()  # the main thread may wait for the GIL: stamp here
+        chunks[index] = spin(shares[index])
+        stamps[index] = (t0, time.perf_counter())
+    threads = [threading.Thread(target=work, args=(i,), daemon=True)
+               for i in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    cpu = time.process_time()  # the whole process: every thread's CPU
+    barrier.wait()
+    for thread in threads:
+        thread.join(WAIT_S)
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError("a spinning thread did not finish")
+    seconds = max(t1 for _, t1 in stamps) - min(t0 for t0, _ in stamps)
+    return chunks, seconds, time.process_time() - cpu
+
+
+def _processes(context, shares, timeout_s):
+    barrier = context.Barrier(len(shares) + 1, timeout=WAIT_S)
+    with Crew(context, timeout_s) as crew:
+        crew.start(spin_after, [(barrier, n) for n in shares])
+        barrier.wait()
+        reports = crew.collect()
+    seconds = span(reports)
+    chunks = [r["chunk"] for r in reports]
+    return chunks, seconds, sum(c[2] for c in chunks)
+
+
+def run_threads_vs_processes(context, p, workers, cpus, variant):
+    runner, iterations = p["runner"], p["iterations"]
+    workers = 1 if runner == "serial" else (workers or len(cpus))
+    shares = split_work(iterations, workers)
+    if runner == "serial":
+        spin(min(iterations, 1000))
+        start = time.perf_counter()
+        chunks = [spin(iterations)]
+        seconds = time.perf_counter() - start
+        cpu = chunks[0][2]
+    elif runner == "threads":
+        chunks, seconds, cpu = _threads(shares)
+    else:
+        chunks, seconds, cpu = _processes(context, shares, p["timeout_s"])
+    check = check_chunks(chunks, iterations)
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    check.update({"runner": runner, "workers": workers, "gil_enabled": gil})
+    metrics = {"iterations_per_second": metric(iterations / seconds, "1/s"),
+               "workers_used": metric(workers, "threads" if runner == "threads"
+                                      else "processes")}
+    return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "check": check}
+
+
+def run_queue_in_process(context, p, workers, cpus, variant):
+    kind, messages = p["queue_kind"], p["messages"]
+    channel = queue.Queue() if kind == "thread_queue" else context.Queue()
+    try:
+        for warm in range(min(1000, messages)):  # the feeder thread starts here, untimed
+            channel.put(warm)
+        for _ in range(min(1000, messages)):
+            channel.get(timeout=WAIT_S)
+        cpu = time.process_time()
+        start = time.perf_counter()
+        for item in range(messages):
+            channel.put(item)
+        got = [channel.get(timeout=WAIT_S) for _ in range(messages)]
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    finally:
+        if kind == "process_queue":
+            channel.close()
+            channel.join_thread()
+    if got != list(range(messages)):
+        wrong = next(i for i, item in enumerate(got) if item != i)
+        raise TrialCheckFailed(f"item {wrong} came back as {got[wrong]!r}")
+    metrics = {"put_get_us": metric(seconds / messages * 1e6, "us"),
+               "items_per_second": metric(messages / seconds, "1/s")}
+    return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics,
+            "check": {"queue_kind": kind, "messages": messages, "in_order": True,
+                      "checksum": sum(got)}}

@@ -1,0 +1,264 @@
+"""Lessons start_cost and pool_vs_process: what starting a process costs, and what a Pool saves.
+
+See lab/experiments/lessons.py for the variants, params and metrics. Importing this module starts
+nothing; the functions run in children are module-level so spawn and forkserver can import them.
+"""
+
+import collections
+import os
+import time
+
+from lab import sysinfo
+from lab.experiments import TrialCheckFailed
+from lab.experiments.lessons_kit import (SEED_POOL_WORKERS, SEED_TASKS, check_tasks, median,
+                                         metric, quantile, stop_all, task, task_star, wait_any)
+
+TUTORIAL_CONSTRUCTOR_US = 12.2  # the tutorial's %time of `multiprocessing.Process()`
+WARM_TASKS_PER_WORKER = 2  # untimed tasks that start a pool's workers before the clock
+
+
+def write_pid(slots, index):
+    """A child's proof that it ran: its pid in its own slot."""
+    slots[index] = os.getpid()
+
+
+def pool_token(token):
+    return token, os.getpid()
+
+
+def task_into_slot(slots, index, iterations):
+    """A Process per task: the loop count its sum proves goes back through its slot."""
+    slots[index] = task(index, iterations)[1]
+
+
+def _cpu_times():
+    """User + system seconds of this process and of its reaped children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+# ---------------------------------------------------------------------------------------------
+# start_cost
+
+
+def _start_join(context, slots, index, timeout_s):
+    """One Process started and joined; returns its seconds (start() to join() returning)."""
+    process = context.Process(target=write_pid, args=(slots, index))
+    start = time.perf_counter()
+    process.start()
+    process.join(timeout_s)
+    seconds = time.perf_counter() - start
+    if process.exitcode is None:
+        stop_all([process], graceful=False)
+        raise TimeoutError(f"process {index} did not end within timeout_s={timeout_s:g}")
+    if process.exitcode != 0:
+        raise TrialCheckFailed(f"process {index} exited with code {process.exitcode}")
+    if slots[index] != process.pid:
+        raise TrialCheckFailed(f"process {index} (pid {process.pid}) did not write its pid; "
+                               f"its slot holds {slots[index]}")
+    process.close()
+    return seconds
+
+
+def _constructor_seconds(context, slots, count):
+    """Process() alone, as the tutorial timed it: nothing is started."""
+    seconds = []
+    for _ in range(count):
+        start = time.perf_counter()
+        context.Process(target=write_pid, args=(slots, 0))
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _pool_first_task(context, token, timeout_s):
+    """A fresh Pool(1) to its first result: pool start, worker start, one round trip."""
+    start = time.perf_counter()
+    pool = context.Pool(1)
+    try:
+        answer = pool.apply_async(pool_token, (token,)).get(timeout_s)
+        seconds = time.perf_counter() - start
+    finally:
+        pool.terminate()
+        pool.join()
+    if answer[0] != token or answer[1] == os.getpid():
+        raise TrialCheckFailed(f"Pool(1) answered {answer!r} to token {token}")
+    return seconds
+
+
+def run_start_cost(context, p, workers, cpus, variant):
+    repeats = p["repeats"]
+    slots = context.RawArray("q", repeats + 1)  # slot i: the pid child i wrote
+    first = _start_join(context, slots, 0, p["timeout_s"])  # a fork server starts here
+    constructor = _constructor_seconds(context, slots, p["constructors"])
+    cpu_before = _cpu_times()
+    durations = [_start_join(context, slots, i, p["timeout_s"]) for i in range(1, repeats + 1)]
+    cpu = _cpu_times() - cpu_before
+    pools = [_pool_first_task(context, k, p["timeout_s"]) for k in range(p["pools"])]
+    start_join_us = median(durations) * 1e6
+    constructor_us = median(constructor) * 1e6
+    metrics = {
+        "constructor_us": metric(constructor_us, "us"),
+        "start_join_us": metric(start_join_us, "us"),
+        "start_join_p90_us": metric(quantile(durations, 0.9) * 1e6, "us"),
+        "first_start_join_us": metric(first * 1e6, "us"),
+        "pool_first_task_us": metric(median(pools) * 1e6, "us"),
+        "start_join_over_constructor": metric(start_join_us / constructor_us, "ratio"),
+    }
+    check = {"processes_ran": repeats + 1, "exit_codes": "all 0", "pids_written": repeats + 1,
+             "constructors": p["constructors"], "pools": p["pools"],
+             "tutorial_constructor_us": TUTORIAL_CONSTRUCTOR_US,
+             "cpu_seconds_covers": "this process and its reaped children (a fork server's "
+                                   "children are the server's: not counted)"}
+    return {"seconds": sum(durations), "cpu_seconds": cpu, "metrics": metrics, "check": check}
+
+
+# ---------------------------------------------------------------------------------------------
+# pool_vs_process
+
+
+def _pool_tasks(context, p, workers):
+    pool_start = time.perf_counter()
+    pool = context.Pool(workers)
+    pool_start = time.perf_counter() - pool_start
+    size = pool._processes  # what Pool() chose when workers is None
+    chunksize = None if p["chunksize"] == "auto" else p["chunksize"]
+    jobs = [(i, p["task_iterations"]) for i in range(p["tasks"])]
+    try:
+        warm = [(i, 1) for i in range(size * WARM_TASKS_PER_WORKER)]
+        pool.map_async(task_star, warm, chunksize=1).get(p["timeout_s"])
+        start = time.perf_counter()
+        answers = pool.map_async(task_star, jobs, chunksize=chunksize).get(p["timeout_s"])
+        seconds = time.perf_counter() - start
+    finally:
+        pool.terminate()
+        pool.join()
+    resolved = chunksize or _auto_chunksize(len(jobs), size)
+    return answers, seconds, size, {"pool_start_us": metric(pool_start * 1e6, "us")}, \
+        {"chunksize": resolved}
+
+
+def _auto_chunksize(tasks, workers):
+    """Pool.map's own choice when chunksize is None (CPython's Pool._map_async)."""
+    chunksize, extra = divmod(tasks, workers * 4)
+    return chunksize + 1 if extra else chunksize
+
+
+def _process_per_task(context, p, workers, timeout_s):
+    """One Process per task, at most `workers` alive at once; answers come back in slots."""
+    tasks, iterations = p["tasks"], p["task_iterations"]
+    slots = context.RawArray("q", tasks)
+    _start_join_warm(context, timeout_s)
+    pending, running, failed = collections.deque(range(tasks)), {}, []
+    deadline = time.monotonic() + timeout_s
+    start = time.perf_counter()
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                index = pending.popleft()
+                process = context.Process(target=task_into_slot, args=(slots, index, iterations))
+                process.start()
+                running[process] = index
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process_per_task did not finish within "
+                                   f"timeout_s={timeout_s:g}")
+            for process in wait_any(list(running), 1.0):
+                process.join()
+                if process.exitcode != 0:
+                    failed.append((running[process], process.exitcode))
+                del running[process]
+                process.close()
+        seconds = time.perf_counter() - start
+    finally:
+        stop_all(list(running), graceful=False)
+    if failed:
+        raise TrialCheckFailed(f"tasks {failed[:5]} (index, exit code) did not exit with 0")
+    answers = [(i, slots[i]) for i in range(tasks)]
+    return answers, seconds, workers, {}, {}
+
+
+def _start_join_warm(context, timeout_s):
+    """One untimed start: a fork server (or spawn's first import) is not charged to a task."""
+    slots = context.RawArray("q", 1)
+    process = context.Process(target=write_pid, args=(slots, 0))
+    process.start()
+    process.join(timeout_s)
+    stop_all([process], graceful=False)
+
+
+def _seed_one_process(p):
+    """The tutorial's In [16]: six tasks in this process, one after another."""
+    start = time.perf_counter()
+    answers = [task(i, p["seed_iterations"]) for i in range(SEED_TASKS)]
+    return answers, time.perf_counter() - start, 1, {}, {"timing": "tutorial: the loop"}
+
+
+def _seed_two_processes(context, p):
+    """The tutorial's In [21]: two Processes of one task each, timed from creation to join."""
+    slots = context.RawArray("q", 2)
+    start = time.perf_counter()
+    processes = [context.Process(target=task_into_slot, args=(slots, i, p["seed_iterations"]))
+                 for i in range(2)]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(p["timeout_s"])
+        seconds = time.perf_counter() - start
+    finally:
+        stop_all(processes, graceful=False)
+    codes = [process.exitcode for process in processes]
+    if codes != [0, 0]:
+        raise TrialCheckFailed(f"the tutorial's two processes exited with {codes}")
+    answers = [(i, slots[i]) for i in range(2)]
+    return answers, seconds, 2, {}, {"timing": "tutorial: creation to join",
+                                     "note": "the tutorial ran 2 tasks here against 6 serially"}
+
+
+def _seed_pool(context, p, workers):
+    """The tutorial's Pool(processes=8).map(task, range(6)), pool start inside its clock."""
+    size = workers or SEED_POOL_WORKERS
+    jobs = [(i, p["seed_iterations"]) for i in range(SEED_TASKS)]
+    start = time.perf_counter()
+    with context.Pool(processes=size) as pool:
+        ready = time.perf_counter()
+        answers = pool.map_async(task_star, jobs).get(p["timeout_s"])
+        seconds = time.perf_counter() - start
+    return answers, seconds, size, {"pool_start_us": metric((ready - start) * 1e6, "us")}, \
+        {"timing": "tutorial: pool creation to the last result"}
+
+
+def run_pool_vs_process(context, p, workers, cpus, variant):
+    runner = p["runner"]
+    cpu_before = _cpu_times()
+    if runner == "pool":
+        answers, seconds, used, extra, facts = _pool_tasks(context, p, workers)
+    elif runner == "process_per_task":
+        size = workers or sysinfo.seen()["pool_default_workers"]
+        answers, seconds, used, extra, facts = _process_per_task(context, p, size, p["timeout_s"])
+    elif runner == "seed_one_process":
+        answers, seconds, used, extra, facts = _seed_one_process(p)
+    elif runner == "seed_two_processes":
+        answers, seconds, used, extra, facts = _seed_two_processes(context, p)
+    else:
+        answers, seconds, used, extra, facts = _seed_pool(context, p, workers)
+    short = runner in ("pool", "process_per_task")
+    iterations = p["task_iterations"] if short else p["seed_iterations"]
+    tasks = p["tasks"] if short else (2 if runner == "seed_two_processes" else SEED_TASKS)
+    checksum = check_tasks(answers, tasks, iterations)  # the count asked for, not received
+    task_cpu = [a[2] for a in answers if len(a) > 2]
+    metrics = {"per_task_us": metric(seconds / tasks * 1e6, "us"),
+               "tasks_per_second": metric(tasks / seconds, "1/s"),
+               "workers_used": metric(used, "processes"), **extra}
+    check = {"runner": runner, "tasks": tasks, "iterations_per_task": iterations,
+             "checksum": checksum, "every_task_once": True, **facts}
+    if task_cpu:  # the tasks' own CPU; else this process and its reaped children
+        metrics["task_cpu_us"] = metric(sum(task_cpu) / len(task_cpu) * 1e6, "us")
+        cpu = sum(task_cpu)
+        check["cpu_seconds_covers"] = "the tasks' own CPU time"
+    else:
+        cpu = _cpu_times() - cpu_before
+        check["cpu_seconds_covers"] = "this process and its reaped children, starts included " \
+                                      "(a fork server's children are the server's: not counted)"
+    if runner in ("pool", "seed_pool8"):
+        check["worker_pids"] = len({a[3] for a in answers})
+    return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "check": check}

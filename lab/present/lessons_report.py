@@ -1,0 +1,134 @@
+"""The lessons family's part of the report: the tutorial's claims held or not, what changed
+between Pythons, every behaviour check as a pass/fail line with what was observed, every
+point's figures, the charts."""
+
+from lab.analysis import lessons as results
+from lab.present import lessons_charts
+from lab.present.report import Section
+from lab.present.tables import Table
+
+TIMING_NOTE = (
+    "Timed sections: start_cost sums its start()+join() times (the metrics are medians per "
+    "process); pool runs time the map over a warmed pool, a process per task its first start to "
+    "last join, the tutorial's reconstructions their own clock (creation to join); shared state, "
+    "sync and threads time the workers' own stamps from the first start after a common release "
+    "to the last end. Lifecycle's terminate and daemon cases are per-operation medians and "
+    "single operations (milliseconds, not 0.2 s sections): read them as facts with a cost, not "
+    "as throughput.")
+
+
+def claims_table(claims):
+    return Table(["tutorial's claim", "verdict", "measured"],
+                 [[claim, verdict, sentence] for claim, verdict, sentence in claims], "lll")
+
+
+def checks_table(checks):
+    rows = []
+    for _, row in checks.iterrows():
+        seen = row["observed"]
+        if row["failure"]:
+            seen = f"{seen}; first failure: {row['failure']}" if seen != "no trial passed" \
+                else f"first failure: {row['failure']}"
+        rows.append([row["result"], f"{row['lesson']} {row['item']}".strip(), row["what"],
+                     row["trials"], row["where"], seen])
+    return Table(["result", "lesson, item", "what is checked", "trials ok", "where",
+                  "observed"], rows, "llllll")
+
+
+def figures_table(summary):
+    several = summary["python"].nunique() > 1
+    headers = (["python"] if several else []) + [
+        "lesson", "item", "CPUs", "start method", "workers", "n", "measure",
+        "median [min, max]", "also", "failed"]
+    rows = []
+    for _, row in summary.iterrows():
+        metric = row["headline"]
+        if metric:
+            value = (f"{results.figure(metric, row['headline_median'])} "
+                     f"[{results.figure(metric, row['headline_low'])}, "
+                     f"{results.figure(metric, row['headline_high'])}]")
+            measure = results.METRIC_WORDS.get(metric, metric)
+        else:
+            value, measure = "-", "-"
+        item = row["item"]
+        if row["lesson"] == "pool_vs_process" and item in ("pool", "process_per_task"):
+            item += f" {int(row['param.task_iterations']):,} loops"
+            if row["item"] == "pool":
+                item += f", chunksize {row['param.chunksize']}"
+        workers = "-" if row["workers"] is None or row["workers"] != row["workers"] \
+            else str(int(row["workers"]))
+        rows.append(([str(row["python"])] if several else []) + [
+            row["lesson"], item, str(int(row["cpus"])), str(row["resolved_start_method"] or "?"),
+            workers, str(int(row["n"])), measure, value, _also(row), str(int(row["failed"]))])
+    return Table(headers, rows, ("l" if several else "") + "llrlrrll" + "lr")
+
+
+ALSO = {
+    "start_cost": ("constructor_us", "pool_first_task_us", "start_join_p90_us"),
+    "pool_vs_process": ("task_cpu_us", "tasks_per_second", "pool_start_us"),
+    "shared_state": ("increment_us", "lost_updates"),
+    "sync": ("ops_per_second", "wake_us", "release_spread_us"),
+    "threads_vs_processes": ("workers_used",),
+    "queue_in_process": ("items_per_second",),
+}
+
+
+def _also(row):
+    parts = []
+    for metric in ALSO.get(row["lesson"], ()):
+        value = row.get(f"metric.{metric}")
+        if value is None or value != value:
+            continue
+        if metric == "lost_updates":
+            fraction = row.get("lost_fraction")
+            if row["item"] == "value_unlocked" and fraction == fraction:
+                parts.append(f"lost {value:,.0f} ({fraction:.0%})")
+            continue
+        if metric == "workers_used":
+            parts.append(f"{value:g} workers")
+            continue
+        parts.append(f"{results.METRIC_WORDS.get(metric, metric)} "
+                     f"{results.figure(metric, value)}")
+    return "; ".join(parts)
+
+
+def lessons_section(trials, summary, out, meta, say):
+    """The section of a lessons run; charts are written into the folder `out`."""
+    section = Section("The rest of the tutorial: lessons measured", "lessons")
+    if summary is None or summary.empty:
+        return section.add("notes", ["No lessons trial was recorded."])
+    pythons = ", ".join(sorted(str(p) for p in trials["python"].dropna().unique()))
+    backend = (meta.get("backend") or {}).get("backend", "")
+    suffix = f"\nPython {pythons}, {backend} backend"
+    checks = results.behaviour_checks(trials)
+    claims = results.claims(summary, checks)
+    changes = results.python_changes(trials, summary)
+    charts = []
+    for chart in lessons_charts.CHARTS:
+        charts += chart(summary, out, suffix)
+    failed = checks[checks["result"] == "FAIL"]
+    verdict = (f"{len(checks) - len(failed)} of {len(checks)} behaviour checks hold"
+               + (f"; FAILED: {', '.join(f'{r.lesson} {r.item}' for r in failed.itertuples())}"
+                  if len(failed) else ""))
+    say(f"\nThe tutorial's claims ({verdict}):")
+    for claim, word, sentence in claims:
+        say(f"- [{word}] {claim}: {sentence}")
+    if changes:
+        say("\nWhat changed between Pythons:\n" + "\n".join(f"- {s}" for s in changes))
+    say("\nBehaviour checks:\n" + "\n".join(
+        f"- {r.result:6} {r.lesson} {r.item}: {r.observed}"
+        + (f" (first failure: {r.failure})" if r.failure else "") for r in checks.itertuples()))
+    section.add("notes", [f"{claim}: {sentence}" for claim, _, sentence in claims],
+                f"The tutorial's claims, held or not ({verdict}):")
+    if changes:
+        section.add("notes", changes, "What changed between Pythons:")
+    section.add("table", checks_table(checks),
+                "Every behaviour check: PASS when every trial held it (warm-up trials "
+                "included), FAIL with the first failure's reason; lesson and fact lines say "
+                "what was seen, never a failure")
+    section.add("table", figures_table(summary),
+                "Every point: the measure's median over the measured trials, with the "
+                "smallest and largest trial; 'start method' is what the trials resolved to")
+    section.add("notes", [TIMING_NOTE], "How each lesson is timed:")
+    section.add("charts", [c for c in charts if c.suffix == ".png"])
+    return section

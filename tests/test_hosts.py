@@ -1,0 +1,336 @@
+"""Several hosts in one run (--hosts), for real, on the remote test bed (scripts/setup --remote):
+a second Docker engine with an image store of its own behind an sshd on 127.0.0.1:2222
+(ssh://mclab-remote@...), and this machine's own engine through the same sshd
+(ssh://mclab-local@...). No VM is reachable from here; these two stand in for them.
+
+- a two-host run (`local` beside an ssh host; and both through ssh): every trial pinned right
+  on its host, per-host facts from the host, the image shipped into the emptied second engine,
+  one SSH login per host for the whole run, compare between the hosts of one run;
+- the second engine killed mid-run: the first host's trials complete, the run fails (exit 1),
+  `--resume` finishes the second once it is back;
+- Ctrl-C stops every host's containers;
+- unknown host, refused key, unreachable port, fewer CPUs than asked: one line, exit 2,
+  nothing written, no container anywhere.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, invoke
+from tests.test_testbed import facts_of, need
+
+pytestmark = [pytest.mark.testbed, pytest.mark.engine]
+
+TESTBED = PROJECT_ROOT / "scripts" / "testbed" / "remote"
+SSHD_LOG = Path("/var/log/multicore-lab-remote-sshd.log")
+
+
+@pytest.fixture(scope="module")
+def bed(engine, trial_image):
+    """The remote test bed's facts, its second engine answering over ssh."""
+    facts = facts_of("remote", "--remote")
+    need("local_url" in facts, "the remote test bed predates ssh://mclab-local: rerun "
+                               "scripts/setup --remote")
+    import docker
+    try:
+        client = docker.DockerClient(base_url=facts["url"], use_ssh_client=False, timeout=60)
+        client.ping()
+    except Exception as why:  # noqa: BLE001
+        need(False, f"the remote test bed does not answer over ssh ({why}): run "
+                    f"scripts/setup --remote")
+    facts["client"] = client
+    facts["engine"] = engine
+    yield facts
+    client.close()
+
+
+def second_engine():
+    """A client of the second engine through its own socket (not ssh): it survives sshd."""
+    import docker
+    return docker.DockerClient(base_url="unix:///run/multicore-lab-remote/docker.sock",
+                               timeout=60)
+
+
+def lab_containers(client, pid=None, run_id=None):
+    filters = {"label": f"multicore-lab.pid={pid}"} if pid else {
+        "label": f"multicore-lab.run={run_id}"}
+    return client.containers.list(all=True, filters=filters)
+
+
+def records_of(raw):
+    return [json.loads(line) for line in Path(raw).read_text().splitlines() if line.strip()]
+
+
+def run_folder(results):
+    runs = [p for p in Path(results).iterdir() if p.is_dir() and not p.is_symlink()
+            and not p.name.startswith("compare")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def logins(user):
+    """How many SSH logins of `user` the test bed's sshd accepted so far."""
+    if not SSHD_LOG.exists():
+        return None
+    return sum(1 for line in SSHD_LOG.read_text(errors="replace").splitlines()
+               if "Accepted publickey for " + user + " " in line)
+
+
+SMALL = ("--work", "300000", "--variants", "strong", "--cpus", "1,2", "--seed", "7")
+
+
+def assert_pinned_per_host(records, hosts):
+    assert {r["host"] for r in records} == set(hosts)
+    for record in records:
+        assert record["ok"], record["error"]
+        assert record["seen"]["affinity"] == [int(c) for c in record["cpuset"].split(",")]
+
+
+def test_two_hosts_local_and_ssh_ship_the_image_pin_every_trial_and_record_each_host(
+        bed, tmp_path):
+    remote = second_engine()
+    # An empty image store for the trial image: shipping is proven, not assumed.
+    for image in remote.images.list(name="multicore-lab"):
+        for tag in image.tags:
+            remote.images.remove(tag, force=True)
+    results = tmp_path / "results"
+    before = logins(bed["user"])
+    done = invoke("scale", "--hosts", f"local,{bed['url']}", "--repeat", "1", *SMALL,
+                  "--results-dir", str(results))
+    note = done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, note
+    assert "Traceback" not in done.stderr
+    assert "shipping image multicore-lab:" in done.stdout and "to host " + bed["url"] in done.stdout
+    folder = run_folder(results)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert list(meta["hosts"]) == ["local", bed["url"]]
+    far = meta["hosts"][bed["url"]]
+    assert far["facts_from"] == "a probe container on the host"
+    assert far["backend"]["engine_id"] == bed["engine_id"]
+    assert meta["hosts"]["local"]["backend"]["engine_id"] != bed["engine_id"]
+    assert far["usable_cpus"] == len(far["topology"]["cpus"]) >= 2
+    assert far["cpu_model"] and far["kernel"] and far["virtualisation"]
+    shipped = next(iter(far["images"].values()))
+    assert shipped["shipped_bytes"] > 10 * 2**20 and shipped["shipped_seconds"] > 0
+    assert shipped["id"] == next(iter(meta["hosts"]["local"]["images"].values()))["id"]
+    records = records_of(folder / "raw.jsonl")
+    assert len(records) == meta["trials_planned"] == 2 * 3 * 2  # hosts x points x rounds
+    assert_pinned_per_host(records, ["local", bed["url"]])
+    plan = json.loads((folder / "plan.json").read_text())
+    assert {p["host"] for p in plan["points"]} == {"local", bed["url"]}
+    if before is not None:  # one SSH login for the whole run: channels are reused
+        assert logins(bed["user"]) - before == 1
+    report = (folder / "report.md").read_text()
+    assert "## Hosts" in report and bed["url"] in report
+    # Two hosts of one run compared point by point.
+    compared = invoke("compare", folder.name, folder.name, "--host-a", "local", "--host-b",
+                      bed["url"], "--results-dir", str(results))
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert "differs: host: local -> " + bed["url"] in compared.stdout
+    assert not lab_containers(bed["engine"], run_id=folder.name)
+    assert not lab_containers(remote, run_id=folder.name)
+
+
+def test_two_hosts_both_through_ssh_run_ipc_side_by_side(bed, tmp_path):
+    results = tmp_path / "results"
+    hosts = [bed["local_url"], bed["url"]]
+    done = invoke("ipc", "--hosts", ",".join(hosts), "--channels", "pipe,queue", "--messages",
+                  "2000", "--sizes", "0", "--patterns", "stream", "--end-placement", "free",
+                  "--cpus", "1", "--repeat", "1", "--results-dir", str(results))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = run_folder(results)
+    meta = json.loads((folder / "meta.json").read_text())
+    # the first engine reached through ssh is this machine's engine; the second is not
+    assert meta["hosts"][bed["local_url"]]["backend"]["engine_id"] == bed["engine"].info()["ID"]
+    assert meta["hosts"][bed["url"]]["backend"]["engine_id"] == bed["engine_id"]
+    records = records_of(folder / "raw.jsonl")
+    assert_pinned_per_host(records, hosts)
+    started = sorted((r["started_at"], r["host"]) for r in records)
+    assert len({h for _, h in started}) == 2
+
+
+def start(*args):
+    command = [str(Path(sys.executable).with_name("invoke")), *args]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(predicate, timeout, process):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def records_on(results, host):
+    try:
+        folder = run_folder(results)
+        return [r for r in records_of(folder / "raw.jsonl") if r["host"] == host]
+    except (AssertionError, FileNotFoundError, OSError, ValueError):
+        return []
+
+
+def engine_pid():
+    return int(Path("/run/multicore-lab-remote/dockerd.pid").read_text().strip())
+
+
+def test_second_engine_killed_mid_run_first_host_completes_and_resume_finishes(bed, tmp_path):
+    results = tmp_path / "results"
+    process = start("scale", "--hosts", f"local,{bed['url']}", "--repeat", "2", *SMALL,
+                    "--results-dir", str(results))
+    try:
+        assert wait_until(lambda: len(records_on(results, bed["url"])) >= 2, 300, process), \
+            process.communicate(timeout=60)
+        os.kill(engine_pid(), signal.SIGKILL)  # the second engine only, never the first
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        up = subprocess.run([str(TESTBED), "up"], capture_output=True, text=True, timeout=300)
+    note = out[-3000:] + err[-3000:]
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert process.returncode == 1, note
+    assert "Traceback" not in err, note
+    folder = run_folder(results)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["status"] == "failed" and bed["url"] in meta["failure"], meta.get("failure")
+    records = records_of(folder / "raw.jsonl")
+    local = [r for r in records if r["host"] == "local"]
+    far = [r for r in records if r["host"] == bed["url"]]
+    planned = meta["trials_planned"] // 2
+    assert len(local) == planned and all(r["ok"] for r in local), note  # carried on
+    lost = [r for r in far if not r["ok"]]
+    assert lost and all(r["error"].startswith("host lost") for r in lost)
+    assert len(far) == planned  # in flight and not yet run: recorded failed, with the reason
+    resumed = invoke("scale", "--resume", folder.name, "--results-dir", str(results))
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"{len(lost)} of {2 * planned} trials to run" in resumed.stdout
+    from lab import records as lab_records
+    final = lab_records.read_records(folder / "raw.jsonl", warn=lambda *_: None)
+    keys = {(r["point_id"], r["round"]) for r in final if r["ok"]}
+    assert len(keys) == 2 * planned, "every trial of both hosts measured once resumed"
+    assert json.loads((folder / "meta.json").read_text())["status"] == "complete"
+
+
+def test_ctrl_c_stops_every_hosts_containers(bed, tmp_path):
+    results = tmp_path / "results"
+    process = start("scale", "--hosts", f"local,{bed['url']}", "--repeat", "3", "--work",
+                    "3000000", "--variants", "strong", "--cpus", "1,2", "--results-dir",
+                    str(results))
+    try:
+        assert wait_until(lambda: len(records_on(results, bed["url"])) >= 1
+                          and len(records_on(results, "local")) >= 1, 300, process)
+        time.sleep(0.5)  # both hosts have a trial in flight now
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, out[-3000:] + err[-3000:]
+    assert "no container of this run is left on any host" in out
+    folder = run_folder(results)
+    assert not lab_containers(bed["engine"], run_id=folder.name)
+    assert not lab_containers(second_engine(), run_id=folder.name)
+    assert json.loads((folder / "meta.json").read_text())["status"] == "interrupted"
+
+
+def refused(bed, tmp_path, hosts, cpus="1,2", env=None, expect=""):
+    results = tmp_path / "results"
+    since = int(time.time())
+    done = invoke("scale", "--hosts", hosts, "--repeat", "1", "--work", "300000", "--cpus", cpus,
+                  "--results-dir", str(results), env=env)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert expect in lines[0], lines[0]
+    assert not results.exists() or not any(results.iterdir())
+    for client in (bed["engine"], second_engine()):
+        created = list(client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                     filters={"type": "container", "event": "create",
+                                              "label": f"multicore-lab.pid={done.pid}"}))
+        assert created == []
+    return lines[0]
+
+
+def test_unknown_hosts_are_refused_in_one_line(bed, tmp_path):
+    refused(bed, tmp_path, "local,ssh://lab@no-such-host.invalid", expect="unknown host name")
+    refused(bed, tmp_path, "no-such-context", expect="no Docker context of that name")
+    refused(bed, tmp_path, "tcp://10.0.0.5:2375", expect="unknown kind of host")
+
+
+def test_a_key_the_host_refuses_is_refused_in_one_line(bed, tmp_path):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    key = home / ".ssh" / "not_authorised"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (home / ".ssh" / "config").write_text(f"Host {bed['host']}\n    IdentityFile {key}\n")
+    (home / ".ssh" / "known_hosts").write_text(Path(bed["known_hosts"]).read_text())
+    line = refused(bed, tmp_path, bed["url"], env={"HOME": str(home)},
+                   expect="the SSH login was refused")
+    assert str(key) not in line
+
+
+def test_a_host_missing_from_known_hosts_is_refused_in_one_line(bed, tmp_path):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    (home / ".ssh" / "config").write_text(
+        f"Host {bed['host']}\n    IdentityFile {bed['identity_file']}\n")
+    (home / ".ssh" / "known_hosts").write_text("")
+    refused(bed, tmp_path, bed["url"], env={"HOME": str(home)}, expect="not in ~/.ssh/known_hosts")
+
+
+def test_an_unreachable_port_is_refused_in_one_line(bed, tmp_path):
+    refused(bed, tmp_path, f"local,ssh://{bed['user']}@127.0.0.1:1", expect="nothing answers")
+
+
+def test_a_host_with_fewer_cpus_than_asked_is_refused_naming_it(bed, tmp_path):
+    count = bed["client"].info()["NCPU"]
+    line = refused(bed, tmp_path, bed["url"], cpus=f"1,{count + 1}",
+                   expect=f"host {bed['url']}: --cpus")
+    assert f"allowed: 1 to {count}" in line
+
+
+def test_hosts_flag_and_point_ids(tmp_path):
+    import hashlib
+    from lab.run.options import BadInput, hosts
+    from lab.run.plan import make_point
+    assert hosts("local,ssh://me@vm:2222,my-context") == ["local", "ssh://me@vm:2222",
+                                                          "my-context"]
+    listed = tmp_path / "hosts.txt"
+    listed.write_text("# the VMs\nssh://ubuntu@vm-a\nssh://ubuntu@vm-b:2222  # arm64\n")
+    assert hosts(f"local,@{listed}") == ["local", "ssh://ubuntu@vm-a", "ssh://ubuntu@vm-b:2222"]
+    for bad in ("ssh://me:secret@vm", "local,local", "ssh://vm:99999", "a b"):
+        with pytest.raises(BadInput) as why:
+            hosts(bad)
+        assert "secret" not in str(why.value)
+    fields = dict(experiment="probe", variant="seen", limit="cpuset", cpus=1, cpuset=[0],
+                  quota=None, placement="spread", workers=1, start_method="fork", image="x")
+    alone = make_point(**fields)
+    before = {**alone.as_dict()}
+    del before["host"]  # a single-host run's ids are those it had before --hosts existed
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:6]
+    assert alone.point_id == f"probe.seen.c1.w1.{digest}"
+    assert make_point(**fields, host="local").point_id != alone.point_id
+
+
+def test_an_alias_from_ssh_config_is_a_host(bed):
+    """`ssh://mclab-remote:2222`: HostName from ~/.ssh/config, as paramiko reads it."""
+    from lab.backends.docker import DockerBackend, connect_host
+    client = connect_host(bed["alias_url"])
+    try:
+        backend = DockerBackend(client, {}, host=bed["alias_url"])
+        assert backend.remote and backend.describe()["engine_id"] == bed["engine_id"]
+        assert len(backend.cpus()) == client.info()["NCPU"]
+    finally:
+        client.close()
