@@ -4,23 +4,18 @@ Its trial side is lab/experiments/probe.py (already in the trial image); this is
 side. Nothing in lab.run, lab.present.report or lab.present.compare knows it exists.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from lab.families import Family
+from lab.families import Family, FamilyOptions
 from lab.hosts import topology
 from lab.run import options as parse
 from lab.run.plan import make_point
 
 
 @dataclass
-class ProbeOptions:
-    shared: parse.SharedOptions
+class ProbeOptions(FamilyOptions):
     naps: list  # seconds each trial sleeps
 
-    def record(self):
-        data = asdict(self)
-        data.update(data.pop("shared"))
-        return data
 
 
 class ProbeFamily(Family):

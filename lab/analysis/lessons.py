@@ -576,7 +576,6 @@ def _claim_shared_memory(summary, checks):
     fast = rows[rows["item"].isin(["value_locked", "array_locked", "shared_memory"])]
     if manager.empty or fast.empty:
         return None
-    parts = []
     ratios = []
     for (python, cpus), group in rows.groupby(["python", "cpus"]):
         m = group[group["item"] == "manager_dict"]["metric.increments_per_second"]

@@ -275,7 +275,7 @@ def _receive_frames(port, cfg):
     content of every frame. A full frame is checked in one expression (one unpack reads its
     header and trailer); END, a shorter last frame or a bad frame take `_odd_frame`."""
     recv = port.recv
-    k, size = cfg["batch"], cfg["item_bytes"]
+    k = cfg["batch"]
     full = frame_bytes(cfg)  # every os_pipe block, END included, has this length
     unpack_full = struct.Struct(f"<IIQ{full - FRAME_OVERHEAD}xQ").unpack_from
     head = HEADER.size

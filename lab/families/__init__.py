@@ -12,8 +12,10 @@ tasks.py handing its flags to `lab.commands.run_family`; its defaults in invoke.
 """
 
 import importlib
+import math
+from dataclasses import asdict, dataclass
 
-from lab.run.options import BadInput
+from lab.run.options import BadInput, SharedOptions
 
 # task name -> "module:Class"; imported when used, so `invoke info` loads no family.
 FAMILIES = {
@@ -21,6 +23,18 @@ FAMILIES = {
     "ipc": "lab.families.ipc:IpcFamily",
     "lessons": "lab.families.lessons:LessonsFamily",
 }
+
+
+@dataclass
+class FamilyOptions:
+    """A family's typed options: the shared ones, then its own (a dataclass subclass adds them)."""
+    shared: SharedOptions
+
+    def record(self):
+        """What meta.json keeps (`options`): the family's own and the shared ones, flat."""
+        data = asdict(self)
+        data.update(data.pop("shared"))
+        return data
 
 
 class Family:
@@ -77,9 +91,20 @@ class Family:
         None keeps the first choice. By default a point's params are what its trials run."""
         return point.params_dict
 
+    # The parameter that sets how much a trial does, its flag and unit: the too-short advice
+    # computes from it the least value that would last min_seconds (None: say the flag only).
+    size_param = None         # e.g. ("work", "--work", "iterations")
+
     def too_short_advice(self, row, min_seconds):
         """What to do about a point whose median timed section is under min_seconds."""
-        return f"lengthen its trials ({self.lengthen_flag})"
+        if self.size_param is None:
+            return f"lengthen its trials ({self.lengthen_flag})"
+        name, flag, unit = self.size_param
+        given = row.get(f"param.{name}")
+        if given is None or not row["median_s"] > 0:
+            return f"lengthen its trials ({self.lengthen_flag})"
+        at_least = math.ceil(float(given) * min_seconds / row["median_s"])
+        return f"use {flag} auto or {unit} of at least {at_least:,}"
 
     def point_label(self, point):
         """What a person reads in the progress line: the point's variant and what varies."""

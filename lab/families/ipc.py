@@ -11,11 +11,11 @@ import functools
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from lab.experiments import SpecError
 from lab.experiments import ipc as trial
-from lab.families import Family, ipc_budget
+from lab.families import Family, FamilyOptions, ipc_budget
 from lab.hosts import topology
 from lab.run import options as parse
 from lab.run.options import BadInput
@@ -56,8 +56,7 @@ def message_counts(text):
 
 
 @dataclass
-class IpcOptions:
-    shared: parse.SharedOptions
+class IpcOptions(FamilyOptions):
     channels: list
     messages: list          # whole numbers, or ["auto"]: sized to min_seconds per point
     round_trips: object     # a whole number, or "auto"
@@ -69,10 +68,6 @@ class IpcOptions:
     timings: list
     bytes_per_trial: int | None
 
-    def record(self):
-        data = asdict(self)
-        data.update(data.pop("shared"))
-        return data
 
 
 OWN_FLAGS = ("channels", "messages", "round_trips", "sizes", "batches", "ends", "end_placement",
@@ -100,6 +95,7 @@ class IpcFamily(Family):
     }
     plan_flags = OWN_FLAGS
     lengthen_flag = "--messages (or --round-trips)"
+    size_param = ("messages", "--messages", "a count")
 
     def parse(self, flags, defaults, shared):
         v = parse.chosen(flags, defaults, OWN_FLAGS)
@@ -199,13 +195,6 @@ class IpcFamily(Family):
         wanted = math.ceil(ran * params["min_seconds"] / measured * SIZING_MARGIN)
         cap = ipc_budget.max_count(point.variant, first, point.start_method)
         return {**first, "messages": max(1, min(wanted, cap))}
-
-    def too_short_advice(self, row, min_seconds):
-        count = row.get("param.messages")
-        if count is None or not row["median_s"] > 0:
-            return super().too_short_advice(row, min_seconds)
-        at_least = math.ceil(float(count) * min_seconds / row["median_s"])
-        return f"use --messages auto or a count of at least {at_least:,}"
 
     def estimate(self, point, prepared):
         params = self._first_count(point.variant, point.params_dict, point.start_method)

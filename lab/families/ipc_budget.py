@@ -65,11 +65,15 @@ def estimate(params, variant=None, start_method="fork"):
 def _memory_estimate(base, p, item):
     frame = p["batch"] * item + HEADER_BYTES
     total = p["messages"] * item
-    memory = min(POOL_BYTES, frame * 7) * p["producers"]  # prebuilt frames
-    memory += min(total, RETAIN_BYTES) * p["consumers"]  # kept for the content check
+    # prebuilt frames: each producer sends them, each consumer compares every frame against them
+    memory = min(POOL_BYTES, frame * 7) * (p["producers"] + p["consumers"])
+    memory += min(total, RETAIN_BYTES) * p["consumers"]  # kept for a check after the clock
     if base not in BYTE_KINDS and p["size_bytes"] == 0 and p["batch"] > 1:
         memory += p["messages"] * 40  # prebuilt lists of ints
-    if base in BOUNDED_KINDS:
+    if base in BOUNDED_KINDS and p["timing"] == "seed" and p["queue_maxsize"] is None:
+        # the tutorial's unbounded queue may hold every frame
+        memory += math.ceil(p["messages"] / p["batch"]) * (frame + 100)
+    elif base in BOUNDED_KINDS:
         memory += _queue_maxsize(p, item) * frame
     if base == "shm_ring":
         memory += p["ring_bytes"] * (2 if p["pattern"] == "pingpong" else 1)

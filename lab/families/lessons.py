@@ -15,10 +15,10 @@ analysis is lab.analysis.lessons, the report section lab.present.lessons_report.
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from lab.experiments import lessons as trial
-from lab.families import Family
+from lab.families import Family, FamilyOptions
 from lab.hosts import topology
 from lab.run import options as parse
 from lab.run.options import BadInput
@@ -51,8 +51,7 @@ OWN_FLAGS = ("lessons", "start_methods", "runners", "task_sizes", "chunksizes", 
 
 
 @dataclass
-class LessonsOptions:
-    shared: parse.SharedOptions
+class LessonsOptions(FamilyOptions):
     lessons: list
     start_methods: list     # what start_cost sweeps
     runners: list           # pool_vs_process runners
@@ -63,10 +62,6 @@ class LessonsOptions:
     cases: list
     size: float             # a fraction of each lesson's default counts
 
-    def record(self):
-        data = asdict(self)
-        data.update(data.pop("shared"))
-        return data
 
 
 def lessons_allowed():

@@ -6,35 +6,29 @@ one); `--work auto` is calibrated by one trial before the plan (kept in meta.jso
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from lab.experiments.scaling import VARIANTS as TRIAL_VARIANTS
-from lab.families import Family
+from lab.experiments.scaling import USER_VARIANTS
+from lab.families import Family, FamilyOptions
 from lab.hosts import topology
 from lab.run import options as parse
 from lab.run.options import BadInput
 from lab.run.plan import make_point
 
-# What users may ask for: the trial's variants less its calibration and test doubles.
-VARIANTS = tuple(v for v in TRIAL_VARIANTS if v != "calibrate" and not v.startswith("test_"))
+# What users may ask for: the trial's own less its calibration (test doubles are apart there).
+VARIANTS = tuple(v for v in USER_VARIANTS if v != "calibrate")
 SEED_WORK = 6 * 10**7  # the tutorial's task(): six loops of 10^7
 NOMINAL_ITERATIONS_PER_SECOND = 4e6  # for estimates before anything is measured
 CALIBRATION_SECONDS = 0.5
 
 
 @dataclass
-class ScaleOptions:
-    shared: parse.SharedOptions
+class ScaleOptions(FamilyOptions):
     variants: list
     workers: list           # 'cpus', 'default' or whole numbers
     work: object            # 'auto', 'seed' or iterations
     target_seconds: float   # what --work auto aims one worker's trial at
 
-    def record(self):
-        """What meta.json keeps (`options`)."""
-        data = asdict(self)
-        data.update(data.pop("shared"))
-        return data
 
 
 class ScaleFamily(Family):
@@ -50,6 +44,7 @@ class ScaleFamily(Family):
     plan_flags = ("variants", "workers", "work")
     uses_quota = True
     lengthen_flag = "--work"
+    size_param = ("work", "--work", "a work")
     show_workers = True
 
     def parse(self, flags, defaults, shared):
@@ -196,13 +191,6 @@ class ScaleFamily(Family):
         from lab.analysis.scaling import off_cpu
         found = off_cpu(trials[trials["experiment"] == self.experiment], self.row_label)
         return [found] if found else []
-
-    def too_short_advice(self, row, min_seconds):
-        work = row.get("param.work")
-        if work is None or not row["median_s"] > 0:
-            return super().too_short_advice(row, min_seconds)
-        at_least = math.ceil(float(work) * min_seconds / row["median_s"])
-        return f"use --work auto or at least {at_least:,} iterations"
 
     def facts(self, meta):
         calibration = meta.get("calibration")

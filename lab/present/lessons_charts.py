@@ -153,7 +153,7 @@ def break_even_chart(summary, out, subtitle=""):
             axes.set_xlabel("one task's own CPU time (log)")
     for index in range(len(panels), lines * columns):
         grid[index // columns][index % columns].axis("off")
-    handles, labels = {}, []
+    handles = {}
     for axes in grid.flat:
         for handle, label in zip(*axes.get_legend_handles_labels()):
             handles.setdefault(label, handle)
