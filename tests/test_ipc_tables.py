@@ -64,3 +64,21 @@ def test_headlines_compare_pipe_and_queue_per_count_when_a_run_has_several():
     for count in ("10,000 messages", "100,000 messages", "1,000,000 messages"):
         assert sum(count in n for n in pipe_vs_queue) == 1
     assert all("1.67x" in n for n in pipe_vs_queue)  # 250k / 150k
+
+
+def test_two_runs_that_sized_their_own_counts_compare_point_for_point():
+    """--messages auto gives every run its own counts: compare meets them as `auto`, on
+    messages per second, while given counts (the tutorial's) stay apart."""
+    from lab.families.ipc import IpcFamily
+
+    def sized(count, channel="pipe"):
+        out = records(counts=(count,), channels=(channel,))
+        for record in out:
+            record["params"]["min_seconds"] = 0.2
+        return out
+    family = IpcFamily()
+    a = family.compare_trials(trials_frame(sized(31_000) + records(counts=(10_000,))))
+    b = family.compare_trials(trials_frame(sized(29_500) + records(counts=(10_000,))))
+    assert set(a["param.messages"].astype(str)) == {"auto", "10000"}
+    assert set(a["param.messages"].astype(str)) == set(b["param.messages"].astype(str))
+    assert family.compare_measure(a)[0] == "metric.messages_per_second"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import records as runfolder
+from lab import records as trial_records
 from lab.run import folder as run_folder, plan as plans
 from lab.backends import RUN_LABEL
 from tests.conftest import IN_CI, PROJECT_ROOT, invoke
@@ -110,12 +110,12 @@ def records_of(raw):
 
 
 def plan_keys(folder):
-    return {t.key for t in plans.plan_of(runfolder.read_plan(Path(folder) / run_folder.PLAN)).trials}
+    return {t.key for t in plans.plan_of(trial_records.read_plan(Path(folder) / run_folder.PLAN)).trials}
 
 
 def measured_keys(raw):
     """Keys of the records that are measurements (not cut off), each counted."""
-    keys = [runfolder.trial_key(r) for r in records_of(raw) if not runfolder.is_cut_off(r)]
+    keys = [trial_records.trial_key(r) for r in records_of(raw) if not trial_records.is_cut_off(r)]
     return keys
 
 
@@ -303,9 +303,9 @@ def test_sigint_stops_the_run_keeps_every_record_and_says_how_to_resume(engine, 
     assert data.startswith(run["before"]), note  # the records there at the signal, untouched
     assert data.endswith(b"\n")
     records = records_of(run["raw"])
-    cut = [r for r in records if runfolder.is_cut_off(r)]
+    cut = [r for r in records if trial_records.is_cut_off(r)]
     assert len(cut) <= 1 and all(r["error"] == "interrupted (SIGINT)" for r in cut), note
-    assert all(r["ok"] for r in records if not runfolder.is_cut_off(r)), note
+    assert all(r["ok"] for r in records if not trial_records.is_cut_off(r)), note
     assert len(records) - len(cut) < run["total"]
 
 
@@ -367,7 +367,7 @@ def test_resume_runs_only_the_missing_and_cut_off_trials_then_the_run_is_whole(
     run = interrupted
     note = f"k={run['k']} LAB_TEST_SEED={SEED}"
     folder, raw = run["folder"], run["raw"]
-    kept = [r for r in records_of(raw) if not runfolder.is_cut_off(r)]
+    kept = [r for r in records_of(raw) if not trial_records.is_cut_off(r)]
     before = snapshot(run["results"])
     dry = invoke("scale", "--resume", run["run_id"], "--results-dir", str(run["results"]),
                  "--dry-run")
@@ -391,8 +391,8 @@ def test_resume_runs_only_the_missing_and_cut_off_trials_then_the_run_is_whole(
     assert data.startswith(run["before"])  # appended to, never rewritten
     keys = measured_keys(raw)
     assert sorted(keys) == sorted(uninterrupted), note  # each trial measured exactly once
-    loaded = runfolder.read_records(raw, warn=lambda *_: None)
-    assert {runfolder.trial_key(r) for r in loaded} == uninterrupted
+    loaded = trial_records.read_records(raw, warn=lambda *_: None)
+    assert {trial_records.trial_key(r) for r in loaded} == uninterrupted
     assert len(loaded) == len(uninterrupted)
     assert all(r["ok"] for r in loaded), [r["error"] for r in loaded if not r["ok"]]
     meta = json.loads((folder / "meta.json").read_text())
@@ -460,9 +460,9 @@ def test_resume_keeps_the_calibrated_work_and_does_not_calibrate_again(engine, t
                   "--work", "auto", env=env)  # the run's own --work: accepted, not re-measured
     assert done.returncode == 0, done.stdout + done.stderr
     assert "calibrated:" not in done.stdout
-    records = runfolder.read_records(raw, warn=lambda *_: None)
+    records = trial_records.read_records(raw, warn=lambda *_: None)
     assert {r["params"]["work"] for r in records} == {work}
-    assert {runfolder.trial_key(r) for r in records} == plan_keys(raw.parent)
+    assert {trial_records.trial_key(r) for r in records} == plan_keys(raw.parent)
 
 
 def test_resume_refuses_a_run_another_process_is_running(interrupted, tmp_path):

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from lab import records as runfolder
+from lab import records as trial_records
 from lab.backends import aptsources
 from lab.hosts import topology
 from lab.run import options, plan
@@ -142,7 +142,7 @@ def test_damaged_last_line_is_skipped_with_its_number(tmp_path):
     raw = tmp_path / "raw.jsonl"
     raw.write_text(json.dumps(_record(a=1)) + "\n" + '{"schema": 1, "a"')
     warnings = []
-    records = runfolder.read_records(raw, warn=warnings.append)
+    records = trial_records.read_records(raw, warn=warnings.append)
     assert [r["a"] for r in records] == [1]  # a field the model does not know is kept
     assert "raw.jsonl:2" in warnings[0]
 
@@ -152,7 +152,7 @@ def test_a_record_with_a_malformed_field_is_skipped_naming_line_and_field(tmp_pa
     lines = [_record(), _record(round="second"), _record(cpus=None), _record(round=2)]
     raw.write_text("".join(json.dumps(line) + "\n" for line in lines))
     warnings = []
-    records = runfolder.read_records(raw, warn=warnings.append)
+    records = trial_records.read_records(raw, warn=warnings.append)
     assert [r["round"] for r in records] == [0, 2]
     assert len(warnings) == 2
     assert "raw.jsonl:2" in warnings[0] and "round" in warnings[0]
@@ -164,15 +164,15 @@ def test_a_record_of_schema_1_written_before_the_models_still_reads(tmp_path):
     old = _record(seconds=1.5, metrics={}, seen=None, throttled_seconds=None)
     raw = tmp_path / "raw.jsonl"
     raw.write_text(json.dumps(old) + "\n")
-    (record,) = runfolder.read_records(raw)
+    (record,) = trial_records.read_records(raw)
     assert record["seconds"] == 1.5 and record["steal_seconds"] is None
 
 
 def test_unknown_schema_is_refused(tmp_path):
     raw = tmp_path / "raw.jsonl"
     raw.write_text(json.dumps({"schema": 99}) + "\n")
-    with pytest.raises(runfolder.RecordsError, match="schema 99"):
-        runfolder.read_records(raw)
+    with pytest.raises(trial_records.RecordsError, match="schema 99"):
+        trial_records.read_records(raw)
 
 
 def test_offline_base_without_root_or_debootstrap_says_what_to_do(monkeypatch):

@@ -118,6 +118,7 @@ PARAMS = {
     "timeout_s": None,  # max(120, 10 x seconds_estimate)
     "max_bytes": DEFAULT_MAX_BYTES,
     "max_seconds": DEFAULT_MAX_SECONDS,
+    "min_seconds": None,  # the host sized `messages` to this (--messages auto): kept, not used
 }
 
 
@@ -181,6 +182,8 @@ def normalize(variant, params):
         _positive(p, "timeout_s")
     _positive(p, "max_bytes")
     _positive(p, "max_seconds")
+    if p["min_seconds"] is not None:
+        _positive(p, "min_seconds")
     many = (p["producers"], p["consumers"]) != (1, 1)
     if p["messages"] < p["producers"]:
         raise SpecError(f"ipc: {p['messages']} messages cannot feed {p['producers']} producers")

@@ -142,7 +142,8 @@ class Family:
     compare_ignores = ()
 
     def compare_trials(self, trials):
-        """The trials with the column compare_measure names added, where it is derived."""
+        """The trials as compare matches and measures them: the column compare_measure names
+        added where it is derived, parameters a run chose for itself made equal."""
         return trials
 
     def compare_measure(self, trials):

@@ -173,10 +173,9 @@ class IpcFamily(Family):
         """`params` with a count: the given one, or for auto the estimate's guess."""
         if params.get("messages") != "auto":
             return params
-        p = {k: v for k, v in params.items() if k != "min_seconds"}
-        guess = _guessed_count(channel, tuple(sorted(p.items())), params["min_seconds"],
+        guess = _guessed_count(channel, tuple(sorted(params.items())), params["min_seconds"],
                                start_method)
-        return {**p, "messages": guess}
+        return {**params, "messages": guess}
 
     def trial_params(self, point, warmup):
         """A given count as given; `auto`: the estimate's guess for the warm-up trial, then what
@@ -225,6 +224,17 @@ class IpcFamily(Family):
         row = row.copy()
         row["channel"] = DISPLAY.get(row["variant"], row["variant"])
         return point_label(row, varying)
+
+    def compare_trials(self, trials):
+        """Points sized per run (--messages auto) meet as `auto`: each run sized its own count,
+        and messages per second does not depend on it."""
+        if "param.min_seconds" not in trials:
+            return trials
+        trials = trials.copy()
+        sized = trials["param.min_seconds"].notna()
+        trials["param.messages"] = trials["param.messages"].astype(object)
+        trials.loc[sized, "param.messages"] = "auto"
+        return trials
 
     def compare_measure(self, trials):
         if "metric.messages_per_second" in trials.columns:

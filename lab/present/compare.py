@@ -52,9 +52,10 @@ class Run:
             self.meta = {**self.meta, "host": {**facts, "hostname": host},
                          "backend": facts.get("backend") or self.meta.get("backend") or {},
                          "images": facts.get("images") or self.meta.get("images") or {}}
-        self.points = point_stats(self.trials)
         self.family = family_of(self.meta, self.trials)
-        self.trials = self.family.compare_trials(self.trials)  # its measure, as a column
+        # the family's measure as a column, and its points as compare matches them
+        self.trials = self.family.compare_trials(self.trials)
+        self.points = point_stats(self.trials)
 
     @property
     def run_id(self):
