@@ -6,6 +6,7 @@ hold the defaults.
 """
 
 import functools
+import os
 import sys
 
 from invoke import Exit, task as invoke_task
@@ -61,6 +62,9 @@ def _run(function, *args):
             code = function(*args)
     except KeyboardInterrupt:
         raise Exit("interrupted before any trial ran: no run folder was written", code=130)
+    except BrokenPipeError:  # `invoke ipc --dry-run | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit either
+        raise Exit(code=0)
     except Exception as error:  # noqa: BLE001 (refusal() says which are the user's)
         known = refusal(error)
         if known is None:

@@ -47,3 +47,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written_without_an_engine(
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "Traceback" not in done.stdout + done.stderr
     assert not results.exists()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`invoke ipc --dry-run | head -1`: the pipe closes under the lab; it ends quietly."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    invoke_bin = str(Path(sys.executable).with_name("invoke"))
+    pipeline = subprocess.run(
+        f"{invoke_bin} ipc --dry-run --backend local --results-dir {tmp_path / 'r'} | head -1",
+        shell=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+        env={**__import__("os").environ, **NO_ENGINE}, timeout=120)
+    assert pipeline.stdout.count("\n") == 1
+    assert "Traceback" not in pipeline.stderr and "BrokenPipeError" not in pipeline.stderr
