@@ -18,6 +18,7 @@ number). Adding an experiment = adding a module here and naming it in `EXPERIMEN
 """
 
 import importlib
+import time
 
 
 class TrialCheckFailed(Exception):
@@ -35,6 +36,31 @@ EXPERIMENTS = {
     "probe": "lab.experiments.probe",
     "lessons": "lab.experiments.lessons",
 }
+
+
+def split_evenly(total, parts):
+    """`total` in `parts` shares as equal as integers allow (they sum to `total`): work per
+    worker, messages per producer."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def stop_processes(processes, graceful, grace_s=2.0):
+    """No orphans: let finished processes exit (up to 10 s when `graceful`), then terminate
+    what still runs, and kill what outlives `grace_s`."""
+    processes = list(processes)
+    if graceful:
+        stop = time.monotonic() + 10.0
+        for process in processes:
+            process.join(max(0.0, stop - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join(grace_s)
 
 
 def load(name):

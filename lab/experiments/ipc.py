@@ -71,7 +71,7 @@ import queue
 import threading
 import time
 
-from lab.experiments import SpecError, TrialCheckFailed
+from lab.experiments import SpecError, TrialCheckFailed, split_evenly, stop_processes
 from lab.experiments.ipc_channels import (BYTE_KINDS, DUPLEX_KINDS, QUEUE_KINDS,
                                           TEST_DOUBLES, base_kind)
 from lab.experiments.ipc_ends import FRAME_OVERHEAD, SMALL_ITEM_BYTES
@@ -249,10 +249,6 @@ def placement_pins(placement, cpus, producers, consumers):
 # The trial
 
 
-def _shares(total, parts):
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
 
 def _queue_maxsize(p, item):
     if p["queue_maxsize"] is not None:
@@ -272,8 +268,8 @@ def derive(variant, p, start_method="fork", time_limit_s=None):
     cfg.update(variant=variant, channel=base, codec=codec, item_bytes=item)
     cfg["block_bytes"] = HEADER_BYTES + batch * item if base == "os_pipe" else 0
     cfg["pool_count"] = ipc_ends.pool_count(codec, batch, item)
-    cfg["shares"] = _shares(p["messages"], p["producers"])
-    cfg["warmup_shares"] = _shares(p["warmup"], p["producers"])
+    cfg["shares"] = split_evenly(p["messages"], p["producers"])
+    cfg["warmup_shares"] = split_evenly(p["warmup"], p["producers"])
     if p["timing"] == "seed":  # the tutorial warms nothing up
         cfg["warmup"], cfg["warmup_shares"] = 0, [0] * p["producers"]
     cfg["queue_maxsize"] = _queue_maxsize(p, max(item, SMALL_ITEM_BYTES))
@@ -379,7 +375,7 @@ def _run_ends(cfg, context, pins):
         reports = _collect(processes, results, cfg["deadline"], cfg["timeout_s"])
         finished = True
     finally:
-        _reap(processes.values(), graceful=finished)
+        stop_processes(processes.values(), graceful=finished)
         results.close()
         _close_all(channels)
     if cfg["pattern"] == "pingpong":
@@ -433,23 +429,6 @@ def _raise_failure(failures):
     if primary["check_failed"]:
         raise TrialCheckFailed(primary["error"])
     raise RuntimeError(primary["error"])
-
-
-def _reap(processes, graceful):
-    """No orphans: let finished children exit, stop the rest (terminate, then kill)."""
-    processes = list(processes)
-    if graceful:
-        stop = time.monotonic() + 10.0
-        for process in processes:
-            process.join(max(0.0, stop - time.monotonic()))
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(2.0)
-        if process.is_alive():
-            process.kill()
-            process.join(2.0)
 
 
 def _run_seed(cfg, context, pins):
@@ -506,7 +485,7 @@ def _run_seed(cfg, context, pins):
         if watchdog is not None:
             watchdog.join(2.0)
         os.sched_setaffinity(0, affinity)
-        _reap([reader] if reader is not None else [], graceful=completed)
+        stop_processes([reader] if reader is not None else [], graceful=completed)
         if port is not None:
             port.close()
         results.close()

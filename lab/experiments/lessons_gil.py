@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 
-from lab.experiments import TrialCheckFailed
-from lab.experiments.lessons_kit import Crew, check_chunks, metric, span, spin, split_work
+from lab.experiments import TrialCheckFailed, split_evenly
+from lab.experiments.lessons_kit import Crew, check_chunks, metric, span, spin
 
 WAIT_S = 60.0
 
@@ -68,7 +68,7 @@ def _processes(context, shares, timeout_s):
 def run_threads_vs_processes(context, p, workers, cpus, variant):
     runner, iterations = p["runner"], p["iterations"]
     workers = 1 if runner == "serial" else (workers or len(cpus))
-    shares = split_work(iterations, workers)
+    shares = split_evenly(iterations, workers)
     if runner == "serial":
         spin(min(iterations, 1000))
         start = time.perf_counter()

@@ -12,14 +12,14 @@ import signal
 import time
 import traceback
 
-from lab.experiments import TrialCheckFailed
+from lab.experiments import TrialCheckFailed, stop_processes
+from lab.experiments.scaling import exact_sum
 
 SEED_TASKS = 6  # the tutorial's six tasks
 SEED_POOL_WORKERS = 8  # the tutorial's Pool(processes=8)
 
 REPORT_GRACE_S = 1.0  # a dead worker's report would have arrived within this
 STOP_GRACE_S = 2.0    # terminate, then kill, a worker still alive after this
-UNIT_VALUE = math.sin(40) + math.cos(40)  # what one loop of the tutorial's task adds
 
 
 def metric(value, unit):
@@ -53,11 +53,9 @@ def spin(iterations):
 
 
 def loops_done(iterations, total):
-    """`iterations` when `total` is what that many loops sum to, else -1 (a short loop).
-
-    Summing one value n times drifts by far less than 1e-6 relative at any n used here."""
-    expected = iterations * UNIT_VALUE
-    return iterations if math.isclose(total, expected, rel_tol=1e-6, abs_tol=1e-9) else -1
+    """`iterations` when `total` is exactly what that many loops sum to (scaling.exact_sum, bit
+    for bit: one loop short is caught), else -1."""
+    return iterations if total == exact_sum(iterations) else -1
 
 
 def task(index, iterations):
@@ -79,11 +77,6 @@ def check_chunks(chunks, iterations):
                                f"disagree with their counts")
     return {"iterations": done, "sum": sum(c[1] for c in chunks)}
 
-
-def split_work(work, parts):
-    """`work` loops in `parts` chunks as equal as integers allow (they sum to `work`)."""
-    base, extra = divmod(work, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 def check_tasks(answers, tasks, iterations):
@@ -217,25 +210,9 @@ class Crew:
                                    f"without a report")
 
     def __exit__(self, *_exc):
-        stop_all(self.processes, graceful=self.collected)
+        stop_processes(self.processes, graceful=self.collected)
         self.results.close()
         return False
-
-
-def stop_all(processes, graceful):
-    """No orphans: let finished processes exit, stop the rest (terminate, then kill)."""
-    if graceful:
-        stop = time.monotonic() + 10.0
-        for process in processes:
-            process.join(max(0.0, stop - time.monotonic()))
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(STOP_GRACE_S)
-        if process.is_alive():
-            process.kill()
-            process.join(STOP_GRACE_S)
 
 
 def wait_any(processes, timeout_s):

@@ -21,8 +21,8 @@ import queue
 import signal
 import time
 
-from lab.experiments import TrialCheckFailed
-from lab.experiments.lessons_kit import (kill_and_reap, median, metric, pid_state, stop_all,
+from lab.experiments import TrialCheckFailed, stop_processes
+from lab.experiments.lessons_kit import (kill_and_reap, median, metric, pid_state,
                                          wait_dead)
 
 SLEEP_S = 600.0  # a child that would outlive any trial unless something ends it
@@ -128,7 +128,7 @@ def _terminate(context, p):
             child.join(READY_S)
             durations.append(time.perf_counter() - start)
         finally:
-            stop_all([child], graceful=False)
+            stop_processes([child], graceful=False)
         codes.append(child.exitcode)
     check_terminated(codes)
     metrics = {"terminate_join_us": metric(median(durations) * 1e6, "us"),
@@ -167,7 +167,7 @@ def _daemon(context, p, kill_parent):
     finally:
         if child_pid is not None and pid_state(child_pid) == "alive":
             kill_and_reap(child_pid)
-        stop_all([middle], graceful=False)
+        stop_processes([middle], graceful=False)
         receive.close()
     expected_code = -signal.SIGKILL if kill_parent else 0
     if code != expected_code:
@@ -211,7 +211,7 @@ def _kill_mid_put(context, p):
         facts = _observe(verdict_in, READY_S)
         seconds = time.perf_counter() - start
     finally:
-        stop_all([child, watcher], graceful=False)
+        stop_processes([child, watcher], graceful=False)
         verdict_in.close()
         the_queue.close()
     return seconds, _put_metrics(count.value, facts), {

@@ -9,9 +9,9 @@ import os
 import time
 
 from lab import sysinfo
-from lab.experiments import TrialCheckFailed
+from lab.experiments import TrialCheckFailed, stop_processes
 from lab.experiments.lessons_kit import (SEED_POOL_WORKERS, SEED_TASKS, check_tasks, median,
-                                         metric, quantile, stop_all, task, task_star, wait_any)
+                                         metric, quantile, task, task_star, wait_any)
 
 TUTORIAL_CONSTRUCTOR_US = 12.2  # the tutorial's %time of `multiprocessing.Process()`
 WARM_TASKS_PER_WORKER = 2  # untimed tasks that start a pool's workers before the clock
@@ -49,7 +49,7 @@ def _start_join(context, slots, index, timeout_s):
     process.join(timeout_s)
     seconds = time.perf_counter() - start
     if process.exitcode is None:
-        stop_all([process], graceful=False)
+        stop_processes([process], graceful=False)
         raise TimeoutError(f"process {index} did not end within timeout_s={timeout_s:g}")
     if process.exitcode != 0:
         raise TrialCheckFailed(f"process {index} exited with code {process.exitcode}")
@@ -169,7 +169,7 @@ def _process_per_task(context, p, workers, timeout_s):
                 process.close()
         seconds = time.perf_counter() - start
     finally:
-        stop_all(list(running), graceful=False)
+        stop_processes(list(running), graceful=False)
     if failed:
         raise TrialCheckFailed(f"tasks {failed[:5]} (index, exit code) did not exit with 0")
     answers = [(i, slots[i]) for i in range(tasks)]
@@ -182,7 +182,7 @@ def _start_join_warm(context, timeout_s):
     process = context.Process(target=write_pid, args=(slots, 0))
     process.start()
     process.join(timeout_s)
-    stop_all([process], graceful=False)
+    stop_processes([process], graceful=False)
 
 
 def _seed_one_process(p):
@@ -205,7 +205,7 @@ def _seed_two_processes(context, p):
             process.join(p["timeout_s"])
         seconds = time.perf_counter() - start
     finally:
-        stop_all(processes, graceful=False)
+        stop_processes(processes, graceful=False)
     codes = [process.exitcode for process in processes]
     if codes != [0, 0]:
         raise TrialCheckFailed(f"the tutorial's two processes exited with {codes}")

@@ -38,7 +38,7 @@ import time
 from typing import NamedTuple
 
 from lab import sysinfo
-from lab.experiments import SpecError, TrialCheckFailed
+from lab.experiments import SpecError, TrialCheckFailed, split_evenly
 
 NAME = "scaling"
 USER_VARIANTS = ("serial", "strong", "weak", "process", "seed", "calibrate")
@@ -141,11 +141,6 @@ def _jump(total, step, left):
     steps = min(left, ((1 << 53) - 1 - units) // step_units)
     return math.ldexp(units + steps * step_units, ulp_exponent), left - steps
 
-
-def split_work(work, parts):
-    """`work` iterations in `parts` chunks as equal as integers allow (they sum to `work`)."""
-    base, extra = divmod(work, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 def check_chunks(chunks, asked):
@@ -345,7 +340,7 @@ def _serial(work, warm):
 
 def _processes(context, workers, work, warm):
     count = workers or _default_pool_size()
-    asked = split_work(work, count)
+    asked = split_evenly(work, count)
     chunks, section, start_seconds, workers_used = _process_run(context, count, asked,
                                                                 max(1, warm // count))
     # Each process warms itself before the barrier: one warm-up per distinct pid.
@@ -358,11 +353,11 @@ def _processes(context, workers, work, warm):
 def _pool(context, variant, workers, work, warm):
     size = workers or _default_pool_size()
     if variant == "seed":
-        asked = split_work(work, SEED_TASKS)
+        asked = split_evenly(work, SEED_TASKS)
     elif variant == "weak":
         asked = [work] * size
     else:
-        asked = split_work(work, size)
+        asked = split_evenly(work, size)
     tasks = [(n, variant == "test_skip_one" and i == 0) for i, n in enumerate(asked)]
     warm_tasks = size - 1 if variant == "test_cold_worker" else size
     chunks, section, pool_start, workers_used, warmed_pids = _pool_run(
