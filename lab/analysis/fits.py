@@ -8,7 +8,10 @@ Gustafson:  S(c) = c - s (c - 1), scaled speedup with the work grown with c     
 Karp-Flatt: e(c) = (1/S - 1/c) / (1 - 1/c), the experimentally determined serial fraction
 
 A law is fitted only where its parameters are identifiable from the CPU counts measured;
-otherwise it says "not fitted (why)", never a number.
+otherwise it says "not fitted (why)", never a number. With exactly as many CPU counts above one as
+the law has parameters (S(1) = 1 by definition carries no information), the curve goes through
+every point by construction: it is "solved exactly", nothing is left to test the law, and it is
+never called a fit or given an rmse.
 """
 
 import math
@@ -27,10 +30,14 @@ class Fit:
     reason: str = ""  # why not fitted, in words
     law: str = "Amdahl"
     rmse: float | None = None  # root-mean-square residual of the speedups
+    exact: bool = False  # as many informative CPU counts as parameters: solved, not fitted
 
     def describe(self):
         if not self.fitted:
             return f"not fitted ({self.reason})"
+        if self.exact:
+            return (f"serial fraction s = {self.serial_fraction:.3f}, {EXACT_WORDS} "
+                    f"({self.points} CPU counts)")
         return (f"serial fraction s = {self.serial_fraction:.3f} (from {self.points} CPU counts"
                 f"{_rmse(self.rmse)})")
 
@@ -43,6 +50,7 @@ class UslFit:
     points: int
     reason: str = ""
     rmse: float | None = None
+    exact: bool = False
 
     law = "USL"
 
@@ -58,8 +66,19 @@ class UslFit:
             return f"not fitted ({self.reason})"
         peak = self.peak_cpus
         where = f", peak at {peak:.1f} CPUs" if peak is not None and peak < 1e4 else ""
-        return (f"contention sigma = {self.sigma:.4f}, coherency kappa = {self.kappa:.5f}{where} "
-                f"(from {self.points} CPU counts{_rmse(self.rmse)})")
+        how = (f", {EXACT_WORDS} ({self.points} CPU counts)" if self.exact
+               else f" (from {self.points} CPU counts{_rmse(self.rmse)})")
+        return f"contention sigma = {self.sigma:.4f}, coherency kappa = {self.kappa:.5f}{where}{how}"
+
+
+# Said of a law solved from as many points as parameters: it passes through them by construction.
+EXACT_WORDS = "solved exactly, not fitted (one point per parameter: nothing left to test the law)"
+
+
+def is_exact(counts, parameters):
+    """Whether a law of `parameters` parameters is only solved from these CPU counts: S(1) = 1
+    holds by definition, so only the counts above one inform it."""
+    return sum(1 for c in counts if c > 1) <= parameters
 
 
 def _rmse(value):
@@ -90,7 +109,9 @@ def fit_amdahl(cpus, speedups):
                    "needs speedups at two or more CPU counts, one above 1")
     x, y = zip(*pairs)
     (s,), _ = curve_fit(amdahl_speedup, np.array(x), np.array(y), p0=[0.05], bounds=(0.0, 1.0))
-    return Fit(True, float(s), len(counts), rmse=_residual(amdahl_speedup, x, y, s))
+    exact = is_exact(counts, 1)
+    return Fit(True, float(s), len(counts), exact=exact,
+               rmse=None if exact else _residual(amdahl_speedup, x, y, s))
 
 
 def usl_speedup(cpus, sigma, kappa):
@@ -109,8 +130,9 @@ def fit_usl(cpus, speedups):
     x, y = zip(*pairs)
     (sigma, kappa), _ = curve_fit(usl_speedup, np.array(x), np.array(y), p0=[0.05, 0.001],
                                   bounds=([0.0, 0.0], [1.0, np.inf]))
-    return UslFit(True, float(sigma), float(kappa), len(counts),
-                  rmse=_residual(usl_speedup, x, y, sigma, kappa))
+    exact = is_exact(counts, 2)
+    return UslFit(True, float(sigma), float(kappa), len(counts), exact=exact,
+                  rmse=None if exact else _residual(usl_speedup, x, y, sigma, kappa))
 
 
 def gustafson_speedup(cpus, serial_fraction):
@@ -128,8 +150,9 @@ def fit_gustafson(cpus, scaled_speedups):
                    law="Gustafson")
     x, y = zip(*pairs)
     (s,), _ = curve_fit(gustafson_speedup, np.array(x), np.array(y), p0=[0.05], bounds=(0.0, 1.0))
-    return Fit(True, float(s), len(counts), law="Gustafson",
-               rmse=_residual(gustafson_speedup, x, y, s))
+    exact = is_exact(counts, 1)
+    return Fit(True, float(s), len(counts), law="Gustafson", exact=exact,
+               rmse=None if exact else _residual(gustafson_speedup, x, y, s))
 
 
 def karp_flatt(cpus, speedup):

@@ -96,19 +96,23 @@ def scaling_summary(trials):
         summary[column] = np.nan
     for column in ("amdahl", "usl", "gustafson"):
         summary[column] = ""
+        summary[f"{column}_exact"] = False  # solved from one point per parameter, not fitted
     for _, curve in strong_curves(summary):
         amdahl = fits.fit_amdahl(curve["cpus"], curve["speedup"])
         summary.loc[curve.index, "amdahl"] = amdahl.describe()
+        summary.loc[curve.index, "amdahl_exact"] = amdahl.exact
         if amdahl.fitted:
             summary.loc[curve.index, "amdahl_serial_fraction"] = amdahl.serial_fraction
         usl = fits.fit_usl(curve["cpus"], curve["speedup"])
         summary.loc[curve.index, "usl"] = usl.describe()
+        summary.loc[curve.index, "usl_exact"] = usl.exact
         if usl.fitted:
             summary.loc[curve.index, "usl_sigma"] = usl.sigma
             summary.loc[curve.index, "usl_kappa"] = usl.kappa
     for _, curve in weak_curves(summary):
         gustafson = fits.fit_gustafson(curve["cpus"], curve["scaled_speedup"])
         summary.loc[curve.index, "gustafson"] = gustafson.describe()
+        summary.loc[curve.index, "gustafson_exact"] = gustafson.exact
         if gustafson.fitted:
             summary.loc[curve.index, "gustafson_serial_fraction"] = gustafson.serial_fraction
     return summary.sort_values(["python", "variant", "limit", "cpus", "workers"], key=_sort_key)

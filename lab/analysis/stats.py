@@ -173,6 +173,21 @@ def smallest_p_value(n_a, n_b):
     return float(min(1.0, 2.0 / special.comb(n_a + n_b, n_a, exact=True)))
 
 
+def holm(p_values):
+    """Holm's step-down adjustment of p-values tested together (same order as given): a point
+    is significant at alpha when its adjusted p is below alpha, which keeps the chance of any
+    false 'different' among all points at alpha, whatever the tests' dependence. NaN stays NaN."""
+    p = np.asarray(p_values, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(p.shape, np.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def difference(a, b):
     """Whether two samples differ in location: the two-sided Mann-Whitney U test."""
     a = np.asarray([v for v in a if v is not None and math.isfinite(v)], float)

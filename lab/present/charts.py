@@ -31,7 +31,7 @@ def interval_error(values, low, high):
 
 def compare_ratio_chart(table, folder, subtitle=""):
     """Ratio B/A of each common point's medians with its 95% bootstrap interval; 1 = the same.
-    Filled: the Mann-Whitney test calls the difference significant."""
+    Filled: the Mann-Whitney test, Holm-adjusted over all points, calls it significant."""
     rows = table.iloc[::-1]
     height = max(2.8, 0.32 * len(rows) + 1.6)
     figure, axes = plt.subplots(figsize=(9, height))
@@ -39,7 +39,7 @@ def compare_ratio_chart(table, folder, subtitle=""):
     ratios = rows["ratio_b_over_a"].to_numpy(float)
     errors = interval_error(ratios, rows["ratio_ci_low"], rows["ratio_ci_high"])
     significant = rows["significant"].to_numpy(bool)
-    for mask, face, name in ((significant, "C3", "significant (Mann-Whitney p < 0.05)"),
+    for mask, face, name in ((significant, "C3", "significant (Mann-Whitney, Holm-adjusted p < 0.05)"),
                              (~significant, "white", "not significant")):
         if mask.any():
             axes.errorbar(ratios[mask], ys[mask], xerr=errors[:, mask], fmt="o", color="C3",

@@ -46,17 +46,17 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
             s = curve["gustafson_serial_fraction"].iloc[0]
             if np.isfinite(s):
                 axes.plot(xs, fits.gustafson_speedup(xs, s), color=color, linestyle="-.",
-                          label=f"{name}: Gustafson fit, s = {s:.3f}")
+                          label=f"{name}: Gustafson {_how(curve, 'gustafson')}, s = {s:.3f}")
             continue
         s = curve["amdahl_serial_fraction"].iloc[0]
         if np.isfinite(s):
             axes.plot(xs, fits.amdahl_speedup(xs, s), color=color, linestyle=":",
-                      label=f"{name}: Amdahl fit, s = {s:.3f}")
+                      label=f"{name}: Amdahl {_how(curve, 'amdahl')}, s = {s:.3f}")
         sigma, kappa = curve["usl_sigma"].iloc[0], curve["usl_kappa"].iloc[0]
         if np.isfinite(sigma) and np.isfinite(kappa):
             axes.plot(xs, fits.usl_speedup(xs, sigma, kappa), color=color, linestyle="--",
                       linewidth=1.2,
-                      label=f"{name}: USL fit, σ = {sigma:.3f}, κ = {kappa:.4f}")
+                      label=f"{name}: USL {_how(curve, 'usl')}, σ = {sigma:.3f}, κ = {kappa:.4f}")
         else:  # say so on the chart too: a missing curve must not look like a forgotten one
             axes.plot([], [], color=color, linestyle="--", linewidth=1.2, alpha=0.4,
                       label=f"{name}: USL {curve['usl'].iloc[0]}")
@@ -71,6 +71,13 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
     axes.set_title(f"{kinds.capitalize() or 'Strong'} scaling: speedup{title_suffix}")
     _speedup_axes(axes, max_cpus, top)
     return _save(figure, folder, "speedup")
+
+
+def _how(curve, law):
+    """'fit', or 'through the points' when the law was solved from one point per parameter."""
+    exact = curve.get(f"{law}_exact")
+    return "through the points (exact, not a fit)" if exact is not None and bool(
+        exact.iloc[0]) else "fit"
 
 
 def _speedup_axes(axes, max_cpus, top):
