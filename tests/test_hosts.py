@@ -15,6 +15,8 @@ a second Docker engine with an image store of its own behind an sshd on 127.0.0.
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,11 +40,13 @@ def bed(engine, trial_image):
     facts = facts_of("remote", "--remote")
     need("local_url" in facts, "the remote test bed predates ssh://mclab-local: rerun "
                                "scripts/setup --remote")
-    import docker
+    need("nocli_url" in facts, "the remote test bed predates forwarding and mclab-nocli: rerun "
+                               "scripts/setup --remote")
+    from lab.backends import BackendUnavailable
+    from lab.backends.docker import connect_host
     try:
-        client = docker.DockerClient(base_url=facts["url"], use_ssh_client=False, timeout=60)
-        client.ping()
-    except Exception as why:  # noqa: BLE001
+        client = connect_host(facts["url"])
+    except BackendUnavailable as why:
         need(False, f"the remote test bed does not answer over ssh ({why}): run "
                     f"scripts/setup --remote")
     facts["client"] = client
@@ -245,11 +249,47 @@ def test_ctrl_c_stops_every_hosts_containers(bed, tmp_path):
     assert json.loads((folder / "meta.json").read_text())["status"] == "interrupted"
 
 
-def refused(bed, tmp_path, hosts, cpus="1,2", env=None, expect=""):
+SSH_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh"  # OpenSSH's ~: never $HOME
+
+
+def ssh_dir(bed, tmp_path, config="", known_hosts=True):
+    """A ~/.ssh of the test's own: the test bed's key as id_lab, its pinned host key (unless
+    not), and `config`; what `invoke_with_ssh_dir` mounts over the real one."""
+    folder = tmp_path / "dot-ssh"
+    folder.mkdir(mode=0o700)
+    shutil.copyfile(bed["identity_file"], folder / "id_lab")
+    (folder / "id_lab").chmod(0o600)
+    pinned = Path(bed["testbed_known_hosts"]).read_text() if known_hosts else ""
+    (folder / "known_hosts").write_text(pinned)
+    (folder / "config").write_text(config)
+    (folder / "config").chmod(0o600)
+    return folder
+
+
+def invoke_with_ssh_dir(folder, *args, env=None):
+    """The real invoke command line, with `folder` mounted over ~/.ssh in a mount namespace of
+    its own: OpenSSH reads ~/.ssh/config from the password database's home, never $HOME, so a
+    test's own config needs the very path a user's has. The pid stays invoke's (exec)."""
+    need(os.geteuid() == 0 and shutil.which("unshare") is not None and SSH_HOME.is_dir(),
+         "needs root, unshare and ~/.ssh to mount a test's own ~/.ssh over it")
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               'mount --bind "$0" "$1" && shift && exec "$@"', str(folder), str(SSH_HOME),
+               str(Path(sys.executable).with_name("invoke")), *args]
+    with subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})}) as process:
+        stdout, stderr = process.communicate(timeout=900)
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    done.pid = process.pid
+    return done
+
+
+def refused(bed, tmp_path, hosts, cpus="1,2", env=None, expect="", ssh=None):
     results = tmp_path / "results"
     since = int(time.time())
-    done = invoke("scale", "--hosts", hosts, "--repeat", "1", "--work", "300000", "--cpus", cpus,
-                  "--results-dir", str(results), env=env)
+    args = ("scale", "--hosts", hosts, "--repeat", "1", "--work", "300000", "--cpus", cpus,
+            "--results-dir", str(results))
+    done = invoke_with_ssh_dir(ssh, *args, env=env) if ssh else invoke(*args, env=env)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stdout + done.stderr
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -270,24 +310,22 @@ def test_unknown_hosts_are_refused_in_one_line(bed, tmp_path):
 
 
 def test_a_key_the_host_refuses_is_refused_in_one_line(bed, tmp_path):
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True, mode=0o700)
-    key = home / ".ssh" / "not_authorised"
+    # A ~/.ssh of its own (mounted over the real one: OpenSSH ignores $HOME) whose only key is
+    # not authorised there.
+    folder = ssh_dir(bed, tmp_path)
+    key = folder / "not_authorised"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    (home / ".ssh" / "config").write_text(f"Host {bed['host']}\n    IdentityFile {key}\n")
-    (home / ".ssh" / "known_hosts").write_text(Path(bed["known_hosts"]).read_text())
-    line = refused(bed, tmp_path, bed["url"], env={"HOME": str(home)},
-                   expect="the SSH login was refused")
-    assert str(key) not in line
+    (folder / "config").write_text(f"Host {bed['host']}\n    IdentityFile {SSH_HOME}/not_authorised"
+                                   f"\n    IdentitiesOnly yes\n")
+    line = refused(bed, tmp_path, bed["url"], ssh=folder, expect="the SSH login was refused")
+    assert "not_authorised" not in line and "PRIVATE KEY" not in line
 
 
 def test_a_host_missing_from_known_hosts_is_refused_in_one_line(bed, tmp_path):
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True, mode=0o700)
-    (home / ".ssh" / "config").write_text(
-        f"Host {bed['host']}\n    IdentityFile {bed['identity_file']}\n")
-    (home / ".ssh" / "known_hosts").write_text("")
-    refused(bed, tmp_path, bed["url"], env={"HOME": str(home)}, expect="not in ~/.ssh/known_hosts")
+    folder = ssh_dir(bed, tmp_path, f"Host {bed['host']}\n    IdentityFile ~/.ssh/id_lab\n",
+                     known_hosts=False)
+    refused(bed, tmp_path, bed["url"], ssh=folder, expect="not in ~/.ssh/known_hosts")
+    assert (folder / "known_hosts").read_text() == ""  # nothing added, ever
 
 
 def test_an_unreachable_port_is_refused_in_one_line(bed, tmp_path):
@@ -325,7 +363,7 @@ def test_hosts_flag_and_point_ids(tmp_path):
 
 
 def test_an_alias_from_ssh_config_is_a_host(bed):
-    """`ssh://mclab-remote:2222`: HostName from ~/.ssh/config, as paramiko reads it."""
+    """`ssh://mclab-remote:2222`: HostName from ~/.ssh/config, as `ssh` reads it."""
     from lab.backends.docker import DockerBackend, connect_host
     client = connect_host(bed["alias_url"])
     try:

@@ -6,23 +6,25 @@ then remove. Never `remove=True`: the engine would take the exit status and logs
 
 import json
 import os
-import socket
 import time
-import urllib.parse
 
 import docker
 import requests
 
 from lab.backends import (PID_LABEL, RUN_LABEL, Backend, BackendUnavailable, ImageMismatch,
                           outcome_from)
-from lab.backends.image import (ImageInfo, ensure_image, existing_image, image_on_host,
-                                image_tag)
+from lab.backends import ssh_tunnel
+from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
+                                image_on_host, image_tag, offline_suite)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 
 
 def connect(timeout_s=5):
     """A client whose engine answers a ping, or BackendUnavailable saying what is wrong."""
+    url = os.environ.get("DOCKER_HOST", "")
+    if url.startswith("ssh://"):  # as for --hosts: OpenSSH, one login, the socket forwarded
+        return ssh_tunnel.connect(url, f"DOCKER_HOST={url}", REMOTE_TIMEOUT_S)
     try:
         client = docker.from_env(timeout=timeout_s)
         client.ping()
@@ -33,7 +35,8 @@ def connect(timeout_s=5):
 
 
 REMOTE_TIMEOUT_S = 60   # API calls to a remote engine (a load of an image gets longer)
-PROBE_LABEL = "host-probe"  # RUN_LABEL of the container that reads a remote host's facts
+PROBE_LABEL = "host-probe"  # RUN_LABEL of the container that reads a host's facts
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # not namespaced: a container sees its kernel's
 
 
 def _first_line(error):
@@ -41,117 +44,69 @@ def _first_line(error):
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
-def _ssh_refusal(host, error):
-    """One line for a failed SSH login (paramiko's exceptions), never with a secret in it."""
-    import paramiko
-    text = str(error)
-    if isinstance(error, paramiko.BadHostKeyException):
-        return (f"host {host}: its SSH host key differs from the one in ~/.ssh/known_hosts "
-                f"(a reinstalled machine, or someone in between); check its fingerprint, then "
-                f"replace the line (ssh-keygen -R)")
-    if "not found in known_hosts" in text:
-        return (f"host {host}: its SSH host key is not in ~/.ssh/known_hosts, and an unknown "
-                f"host is never trusted blindly; log in once with `ssh` and compare the "
-                f"fingerprint, or add its key from a trusted source")
-    if isinstance(error, paramiko.AuthenticationException):
-        return (f"host {host}: the SSH login was refused (no key of yours is authorised there); "
-                f"add your public key to its ~/.ssh/authorized_keys, or name the key with "
-                f"IdentityFile in ~/.ssh/config")
-    if isinstance(error, (paramiko.ssh_exception.NoValidConnectionsError, OSError)):
-        return f"host {host}: cannot connect ({_first_line(error)})"
-    return f"host {host}: SSH failed ({type(error).__name__}: {_first_line(error)})"
-
-
-def _reachable(host, url):
-    """Refuse in one line, within seconds, an ssh:// host whose name does not resolve or
-    whose port does not answer (paramiko alone would wait for the system's TCP timeout)."""
-    parsed = urllib.parse.urlparse(url)
-    address, port = parsed.hostname, parsed.port
-    config = os.path.expanduser("~/.ssh/config")
-    if os.path.exists(config):  # as docker-py reads it: an alias's HostName and Port
-        import paramiko
-        ssh_config = paramiko.SSHConfig()
-        try:
-            with open(config) as handle:
-                ssh_config.parse(handle)
-        except (OSError, ValueError):
-            ssh_config = None
-        found = ssh_config.lookup(address) if ssh_config else {}
-        if "proxycommand" in found:
-            return  # reached through a jump host: only the login itself can tell
-        address = found.get("hostname", address)
-        port = port or (int(found["port"]) if str(found.get("port", "")).isdigit() else None)
-    port = port or 22
-    try:
-        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise BackendUnavailable(f"host {host}: unknown host name {address!r} (it does not "
-                                 f"resolve); check the name or use its address") from None
-    last = None
-    for family, kind, proto, _, where in infos:
-        try:
-            with socket.socket(family, kind, proto) as probe:
-                probe.settimeout(5)
-                probe.connect(where)
-                return
-        except OSError as error:
-            last = error
-    reason = "timed out" if isinstance(last, socket.timeout) else (
-        os.strerror(last.errno) if getattr(last, "errno", None) else _first_line(last))
-    raise BackendUnavailable(f"host {host}: nothing answers on {address} port {port} ({reason}); "
-                             f"is the machine up and its sshd listening there?")
-
-
 def connect_host(host, timeout_s=REMOTE_TIMEOUT_S):
     """A client of the Docker engine of `host` (--hosts): `local` (DOCKER_HOST or the current
-    context, as the docker CLI), an ssh://user@host[:port] URL (paramiko: one SSH login per
-    client, its channels reused; host keys checked against ~/.ssh/known_hosts, never added), or a
-    Docker context name. BackendUnavailable in one line when it cannot be had."""
+    context, as the docker CLI), an ssh://[user@]host[:port] URL or ~/.ssh/config alias (OpenSSH:
+    one login per host and run, the engine's socket forwarded; host keys checked against
+    known_hosts, never added: lab.backends.ssh_tunnel), or a Docker context name.
+    BackendUnavailable in one line when it cannot be had."""
     if host == "local":
         return connect()
     if host.startswith("ssh://"):
-        url = host
-    else:
-        from docker.context import ContextAPI
-        try:
-            context = ContextAPI.get_context(host)
-        except Exception as error:  # noqa: BLE001 (a damaged context store)
-            raise BackendUnavailable(f"host {host}: cannot read Docker context {host!r} "
-                                     f"({_first_line(error)})") from None
-        if context is None:
-            raise BackendUnavailable(f"unknown host {host!r}: not `local`, not an "
-                                     f"ssh://user@host[:port] URL, and no Docker context of "
-                                     f"that name (see `docker context ls`)")
-        url = context.Host or ""
-        if not url.startswith("ssh://"):
-            try:
-                client = docker.DockerClient.from_context(host, timeout=timeout_s)
-                client.ping()
-                return client
-            except Exception as error:  # noqa: BLE001
-                raise BackendUnavailable(f"host {host}: the Docker engine of context {host!r} "
-                                         f"does not answer: {_first_line(error)}") from None
-    _reachable(host, url)
+        return ssh_tunnel.connect(host, host, timeout_s)
+    from docker.context import ContextAPI
     try:
-        client = docker.DockerClient(base_url=url, use_ssh_client=False, timeout=timeout_s)
-    except Exception as error:  # noqa: BLE001 (paramiko raises its own types, and OSError)
-        cause = error.__cause__ or error.__context__ or error
-        wrapped = error if type(error).__module__.startswith("paramiko") else cause
-        raise BackendUnavailable(_ssh_refusal(host, wrapped)) from None
+        context = ContextAPI.get_context(host)
+    except Exception as error:  # noqa: BLE001 (a damaged context store)
+        raise BackendUnavailable(f"host {host}: cannot read Docker context {host!r} "
+                                 f"({_first_line(error)})") from None
+    if context is None:
+        raise BackendUnavailable(f"unknown host {host!r}: not `local`, not an "
+                                 f"ssh://user@host[:port] URL, and no Docker context of "
+                                 f"that name (see `docker context ls`)")
+    url = context.Host or ""
+    if url.startswith("ssh://"):
+        return ssh_tunnel.connect(url, host, timeout_s)
     try:
+        client = docker.DockerClient.from_context(host, timeout=timeout_s)
         client.ping()
+        return client
     except Exception as error:  # noqa: BLE001
-        client.close()
-        raise BackendUnavailable(f"host {host}: SSH works but no Docker engine answers there "
-                                 f"({_first_line(error)}); install and start Docker on it, "
-                                 f"and let the user run `docker` (group docker)") from None
-    return client
+        raise BackendUnavailable(f"host {host}: the Docker engine of context {host!r} "
+                                 f"does not answer: {_first_line(error)}") from None
 
 
 def is_remote(client):
-    """Whether `client` reaches an engine on another machine (ssh, tcp) rather than this one's
-    socket: then CPUs and facts come from a probe container there."""
+    """Whether `client` reaches its engine over a network (an SSH tunnel, tcp) rather than a
+    socket of this machine: then CPUs and facts always come from a probe container there."""
+    if getattr(client, "tunnel", None) is not None:
+        return True
     return not str(getattr(client.api, "base_url", "")).startswith("http+docker://local")
+
+
+def this_boot_id():
+    """This machine's boot id (None off Linux: then no engine is taken for this machine)."""
+    try:
+        with open(BOOT_ID) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def same_kernel_and_cpus(info):
+    """A first guess, before a probe can run: an engine whose kernel release or CPU count
+    differs from this machine's runs elsewhere (Docker Desktop's VM, a forwarded socket)."""
+    import platform
+    return (info.get("KernelVersion") == platform.release()
+            and int(info.get("NCPU") or 0) == os.cpu_count())
+
+
+def _has(client, name):
+    try:
+        client.images.get(name)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
 
 
 def _short(image_id):
@@ -169,9 +124,10 @@ class DockerBackend(Backend):
         self.client = client
         self.images = {}      # point.image -> backends.image.ImageInfo, set before any trial
         self.host = host      # its name in --hosts ("" for the default engine alone)
-        self.remote = is_remote(client)
+        self.through = is_remote(client)  # over a network: facts always from the host
         self.source = source  # () -> this machine's engine (images shipped from it), or None
-        self._probed = None   # a remote host's facts, from its probe container
+        self._probed = None   # what the probe container saw there, its boot id among it
+        self._guess = None    # before any probe: whether the engine's kernel and CPUs are ours
 
     @property
     def where(self):
@@ -179,27 +135,53 @@ class DockerBackend(Backend):
 
     # --- the host: CPUs and facts from the host itself ---------------------------------------
 
+    @property
+    def remote(self):
+        """Whether trials run on another machine than this one, by identity, not by URL: reached
+        over a network, or a socket here whose engine's boot id (its probe's, once a trial image
+        is there) is not this machine's (Docker Desktop's VM, a forwarded socket); until a probe
+        can run, an engine whose kernel or CPU count is not this machine's."""
+        if self.through:
+            return True
+        boot_id = self._identity().get("boot_id")
+        if boot_id:
+            return boot_id != this_boot_id()
+        if self._guess is None:
+            self._guess = same_kernel_and_cpus(self.client.info())
+        return not self._guess
+
+    def _identity(self):
+        """The probe's findings once a trial image is there ({} before, or when a local
+        engine's probe failed: its trials will say why)."""
+        if self._probed is None and self.images:
+            try:
+                self._probe()
+            except BackendUnavailable:
+                if self.through:
+                    raise
+                self._probed = {}
+        return self._probed or {}
+
     def cpus(self):
-        """This machine's CPUs for a local engine; a remote host's from its probe container
-        (once its image is there), until then its engine's CPU count as a flat topology."""
+        """This machine's CPUs for an engine on this machine; another machine's from its probe
+        container (once its image is there), until then its engine's CPU count, flat."""
         if not self.remote:
             return super().cpus()
-        if self._probed is None and self.images:
-            self._probe()
-        if self._probed is not None:
-            from lab.hosts import topology
-            return topology.cpus_from(self._probed["cpus"])
         from lab.hosts import topology
+        probed = self._identity()
+        if probed.get("cpus"):
+            return topology.cpus_from(probed["cpus"])
         return topology.flat(int(self.client.info().get("NCPU") or 1))
 
     def host_facts(self):
+        info = self.client.info()
         if not self.remote:
-            facts = super().host_facts()
+            facts = {**super().host_facts(), "boot_id": this_boot_id(),
+                     "engine_id": info.get("ID"), "facts_from": "this machine"}
             return {**facts, "host": self.host} if self.host else facts
         from lab.hosts import facts
-        if self._probed is None:
-            self._probe()
-        return facts.from_probe(self._probed, self.client.info(), self.host or "remote")
+        probed = self._identity() or self._probe()
+        return facts.from_probe(probed, info, self.host or "remote")
 
     def _probe(self):
         """Run `probe host` in a container there (all its CPUs, no network): what it sees."""
@@ -223,14 +205,35 @@ class DockerBackend(Backend):
         use as it is. Returns the names points use to pick their image."""
         if image:
             self.images = {image: existing_image(self.client, image)}
-        elif self.remote:
+        elif self.through:
             source = self.source() if self.source else None
-            self.images = {base: image_on_host(self.client, base, source, say=say,
-                                               where=self.where)
-                           for base in bases}
+            images = {}
+            for base in bases:
+                self._can_get_image(base, source)
+                images[base] = image_on_host(self.client, base, source, say=say,
+                                             where=self.where)
+            self.images = images
         else:
             self.images = {base: ensure_image(self.client, base, say=say) for base in bases}
         return list(self.images)
+
+    def _can_get_image(self, base, source):
+        """ImageError in one line, before anything is built, when the host lacks the trial image
+        of an offline base that only this machine can make (Docker and debootstrap, as root)."""
+        if not offline_suite(base) or any(_has(self.client, name)
+                                          for name in (image_tag(base), base)):
+            return
+        if source is not None and any(_has(source, name) for name in (image_tag(base), base)):
+            return
+        import shutil
+        lacking = [what for what, ok in (
+            ("a Docker engine", source is not None), ("debootstrap", shutil.which("debootstrap")),
+            ("root", os.geteuid() == 0)) if not ok]
+        if lacking:
+            raise ImageError(f"{self.where} lacks the trial image, and its base {base} is built "
+                             f"on this machine, which lacks {' and '.join(lacking)}: run "
+                             f"`scripts/setup --engine` here (as root), or pass --base-image "
+                             f"python:3.13-slim to build the image on the host from Docker Hub")
 
     def use_recorded_images(self, recorded, names, run):
         """The very images the run used (no build): ImageMismatch when one differs now (other

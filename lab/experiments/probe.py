@@ -10,8 +10,10 @@
              `params.marker` exists: specs travel as data, never as shell text
   host       the facts of the machine the trial runs on, for a remote host (--hosts): CPU
              model, the CPUs it may use with their package and core ids, kernel, cgroup
-             version, SMT, DMI vendor and product (an EC2 instance type), virtualisation.
-             Nothing that needs the network or privileges (no serial numbers, no UUIDs)
+             version, SMT, DMI vendor and product (an EC2 instance type), virtualisation, and
+             the kernel's boot id (which machine it is: a container sees its kernel's).
+             Nothing that needs the network or privileges, no serial number or hardware UUID
+             (the boot id is random, made anew at every boot)
 """
 
 import errno
@@ -136,6 +138,7 @@ def _host():
             "kernel": os.uname().release, "machine": os.uname().machine,
             "cgroup_version": 2 if mounts.get("/sys/fs/cgroup") == "cgroup2" else 1,
             "hypervisor_flag": "hypervisor" in flags, "hypervisor_type": hypervisor,
+            "boot_id": _text("/proc/sys/kernel/random/boot_id"),  # the kernel's, not namespaced
             "dmi": {k: v for k, v in dmi.items() if v}}
 
 

@@ -95,8 +95,8 @@ def instance_type(dmi):
 
 
 def from_probe(check, engine, name):
-    """meta.json's facts of a remote host from its probe trial (`probe host`, run there) and its
-    engine's info(): never from this machine."""
+    """meta.json's facts of another machine from its probe trial (`probe host`, run there) and
+    its engine's info(): never from this machine."""
     cpus = topology.cpus_from(check.get("cpus") or [])
     described = topology.describe(cpus)
     if check.get("smt_active") in ("0", "1"):
@@ -117,6 +117,8 @@ def from_probe(check, engine, name):
         "host_python": None,
         **machine(check.get("dmi") or {}, check.get("hypervisor_flag"),
                   check.get("hypervisor_type")),
+        "boot_id": check.get("boot_id"),   # its kernel's: which machine it is, by identity
+        "engine_id": engine.get("ID"),      # which engine: two --hosts reaching one share it
         "facts_from": "a probe container on the host",
     }
 

@@ -200,13 +200,14 @@ def quota_text(text):
     return str(text) if not isinstance(text, (list, tuple)) else ",".join(map(str, text))
 
 
+# A host name, an address or a ~/.ssh/config alias (aliases may hold '_'); ssh reads the rest.
 _SSH_HOST = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
-                       r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                       r"(?P<host>[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])"
                        r"(?::(?P<port>\d{1,5}))?/?$")
 _CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 LOCAL_HOST = ("local",)
-HOSTS_ALLOWED = ("allowed: local, ssh://user@host[:port], a Docker context name, comma-separated, "
-                 "or @FILE with one host a line")
+HOSTS_ALLOWED = ("allowed: local, ssh://[user@]host[:port] (a host or ~/.ssh/config alias), a "
+                 "Docker context name, comma-separated, or @FILE with one host a line")
 
 
 def _host_item(item, source):
@@ -219,7 +220,7 @@ def _host_item(item, source):
                            f"with a key (ssh://user@host[:port])")
         match = _SSH_HOST.match(item)
         if not match or (match["port"] and not 1 <= int(match["port"]) <= 65535):
-            raise BadInput(f"--hosts{source} {item!r}: not an ssh://user@host[:port] URL; "
+            raise BadInput(f"--hosts{source} {item!r}: not an ssh://[user@]host[:port] URL; "
                            f"{HOSTS_ALLOWED}")
         return item.rstrip("/")
     if "://" in item or not _CONTEXT.match(item):
@@ -228,7 +229,7 @@ def _host_item(item, source):
 
 
 def hosts(value):
-    """--hosts: 'local', 'ssh://user@host[:port]' or Docker context names, comma-separated, or
+    """--hosts: 'local', 'ssh://[user@]host[:port]' or Docker context names, comma-separated, or
     '@FILE' naming a file of them (one a line or comma-separated; # starts a comment)."""
     if value in (None, ""):
         return ["local"]
