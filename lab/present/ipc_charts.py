@@ -28,6 +28,7 @@ def _grouped_bars(axes, table, metric, ylabel, log=True):
     groups = list(_groups(table))
     channels = list(dict.fromkeys(table.sort_values("channel_order")["variant"]))
     width = 0.8 / max(1, len(channels))
+    lowest = []  # the smallest whisker end of each channel, for the log axis's floor
     for c_index, channel in enumerate(channels):
         xs, ys, lows, highs = [], [], [], []
         for g_index, (_, rows) in enumerate(groups):
@@ -40,6 +41,7 @@ def _grouped_bars(axes, table, metric, ylabel, log=True):
             highs.append(row[f"{metric}_max"].iloc[0] - row[metric].iloc[0])
         if not xs:
             continue
+        lowest.append(min(y - low if np.isfinite(low) else y for y, low in zip(ys, lows)))
         first = table[table["variant"] == channel].iloc[0]
         axes.bar(xs, ys, width=width, color=f"C{c_index % 10}",
                  hatch="//" if first["tutorial"] else None, edgecolor="black", linewidth=0.4,
@@ -48,6 +50,11 @@ def _grouped_bars(axes, table, metric, ylabel, log=True):
     axes.set_xticks(range(len(groups)), [label for label, _ in groups])
     if log:
         axes.set_yscale("log")
+        # Bars on a log axis start at its floor: a floor set by matplotlib's margin just under
+        # the smallest bar makes a 2x difference look like 10x; a whole decade below does not
+        positive = [v for v in lowest if v > 0]
+        if positive:
+            axes.set_ylim(bottom=10 ** np.floor(np.log10(min(positive))))
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3, axis="y", which="both")
 
