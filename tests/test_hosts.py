@@ -266,14 +266,15 @@ def ssh_dir(bed, tmp_path, config="", known_hosts=True):
     return folder
 
 
-def invoke_with_ssh_dir(folder, *args, env=None):
-    """The real invoke command line, with `folder` mounted over ~/.ssh in a mount namespace of
-    its own: OpenSSH reads ~/.ssh/config from the password database's home, never $HOME, so a
-    test's own config needs the very path a user's has. The pid stays invoke's (exec)."""
-    need(os.geteuid() == 0 and shutil.which("unshare") is not None and SSH_HOME.is_dir(),
-         "needs root, unshare and ~/.ssh to mount a test's own ~/.ssh over it")
+def invoke_mounted(mounts, *args, env=None):
+    """The real invoke command line in a mount namespace of its own, each (source, target) of
+    `mounts` bound over its target there (nothing changes outside). The pid stays invoke's."""
+    need(os.geteuid() == 0 and shutil.which("unshare") is not None,
+         "needs root and unshare to give the lab its own ~/.ssh or boot id")
+    binds = [str(part) for pair in mounts for part in pair]
     command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-               'mount --bind "$0" "$1" && shift && exec "$@"', str(folder), str(SSH_HOME),
+               'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 97; shift 2; done; '
+               'shift; exec "$@"', "sh", *binds, "--",
                str(Path(sys.executable).with_name("invoke")), *args]
     with subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
@@ -282,6 +283,13 @@ def invoke_with_ssh_dir(folder, *args, env=None):
     done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     done.pid = process.pid
     return done
+
+
+def invoke_with_ssh_dir(folder, *args, env=None):
+    """invoke with `folder` as ~/.ssh: OpenSSH reads ~/.ssh/config from the password database's
+    home, never $HOME, so a test's own config needs the very path a user's has."""
+    need(SSH_HOME.is_dir(), f"{SSH_HOME} is missing: run scripts/setup --remote")
+    return invoke_mounted([(folder, SSH_HOME)], *args, env=env)
 
 
 def refused(bed, tmp_path, hosts, cpus="1,2", env=None, expect="", ssh=None):

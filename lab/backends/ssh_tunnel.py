@@ -34,7 +34,8 @@ MASTER_OPTIONS = ("BatchMode=yes", "StrictHostKeyChecking=yes", "UpdateHostKeys=
                   "ControlMaster=yes", "ControlPersist=no", "ExitOnForwardFailure=yes",
                   "ClearAllForwardings=yes", "ServerAliveInterval=5", "ServerAliveCountMax=3",
                   "ConnectTimeout=10", "RemoteCommand=none", "ForwardAgent=no",
-                  "ForwardX11=no", "PermitLocalCommand=no", "LogLevel=ERROR")
+                  "ForwardX11=no", "PermitLocalCommand=no",
+                  "LogLevel=INFO")  # a forward's "open failed" is said at INFO, not ERROR
 CLIENT_OPTIONS = ("BatchMode=yes", "ControlMaster=no", "LogLevel=ERROR")
 
 _URL = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
@@ -82,6 +83,13 @@ def _die_with_parent():  # pragma: no cover (runs in the child between fork and 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:  # noqa: BLE001 (no prctl: atexit and close() still end it)
         pass
+
+
+def _private_folder():
+    """A 0700 folder (nobody else reaches its sockets) whose path is short enough for them: a
+    socket's path holds 104 bytes on macOS, 108 on Linux, and ssh adds 17 to the control's."""
+    base = tempfile.gettempdir()
+    return tempfile.mkdtemp(prefix="mclab-ssh-", dir=base if len(base) <= 60 else "/tmp")
 
 
 def _lines(text):
@@ -137,6 +145,13 @@ def refusal(name, text, config):
     if resolve:
         return (f"host {name}: unknown host name {resolve.group(1)!r}{via} (it does not "
                 f"resolve); check the name, its ~/.ssh/config entry, or use its address")
+    # ssh names the address and port it tried: the host's, or the bastion's on the way there
+    tried = next(filter(None, (re.search(r"connect to host (\S+) port (\d+): (.+?)\.?$", line)
+                               for line in said)), None)
+    if tried:
+        return (f"host {name}: nothing answers on {tried.group(1)} port {tried.group(2)}"
+                f"{via} ({tried.group(3).strip().lower()}); is the machine up and its sshd "
+                f"listening there?")
     for reason in ("Connection refused", "Connection timed out", "No route to host",
                    "Network is unreachable", "Operation timed out"):
         if reason in everything:
@@ -160,7 +175,7 @@ class Tunnel:
 
     @property
     def control(self):
-        return os.path.join(self.folder, "control")
+        return os.path.join(self.folder, "ctl")
 
     @property
     def local_socket(self):
@@ -180,7 +195,7 @@ class Tunnel:
     def open(self):
         """Log in once, find the engine, forward its socket; BackendUnavailable in one line."""
         self.config = config_of(self.name, self.options, self.destination)
-        self.folder = tempfile.mkdtemp(prefix="mclab-ssh-")  # 0700: nobody else reaches the socket
+        self.folder = _private_folder()
         _OPEN.add(self)
         try:
             self._login()
@@ -312,19 +327,15 @@ def connect(url, name, timeout_s):
     BackendUnavailable in one line naming `name`."""
     tunnel = Tunnel(url, name).open()
     try:
-        client = TunnelledClient(tunnel, timeout_s)
-    except BaseException:
-        tunnel.close()
-        raise
-    try:
+        client = TunnelledClient(tunnel, timeout_s)  # asks the engine its API version: a ping
         client.ping()
     except Exception as error:  # noqa: BLE001 (the SDK raises several types for "no answer")
         time.sleep(0.2)  # ssh writes the channel's failure a moment after the SDK sees it
         why = tunnel.why_no_engine(error)
-        client.close()
+        tunnel.close()
         raise BackendUnavailable(why) from None
     except BaseException:
-        client.close()
+        tunnel.close()
         raise
     return client
 
