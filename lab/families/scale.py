@@ -196,7 +196,8 @@ class ScaleFamily(Family):
         calibration = meta.get("calibration")
         if not calibration:
             return []
-        return [("work", ", ".join(f"{k} {v}" for k, v in calibration.items()))]
+        return [("work", ", ".join(f"{k.replace('_', ' ')} {_readable(v)}"
+                                   for k, v in calibration.items()))]
 
     # Two runs calibrate different work (a laptop, a cloud VM, or two runs minutes apart): they
     # are matched without it and compared on time per unit of work, which does not depend on it.
@@ -217,3 +218,12 @@ class ScaleFamily(Family):
         from lab.present.scaling_charts import compare_speedup_chart
         return compare_speedup_chart(self.summarize(run_a.trials), self.summarize(run_b.trials),
                                      labels[0], labels[1], out)
+
+
+def _readable(value):
+    """A calibration value as a reader wants it: 10.0M, not 10004497.744717646."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.4g}M"
+    return f"{value:.4g}" if isinstance(value, float) else f"{value:,}"
