@@ -38,8 +38,11 @@ def summary(trials):
                                                           stats["param.consumers"])]
     order = {v: i for i, v in enumerate(DISPLAY)}
     stats["channel_order"] = stats["variant"].map(lambda v: order.get(v, len(order)))
-    return stats.sort_values(["python", "cpus", "param.placement", "param.pattern",
-                              "param.size_bytes", "channel_order"]).reset_index(drop=True)
+    # a channel's rows stay together, its counts in order: two counts of one channel never interleave
+    keys = ["python", "cpus", "param.placement", "param.pattern", "param.size_bytes",
+            "channel_order", "param.messages"]
+    return stats.sort_values([k for k in keys if k in stats.columns],
+                             kind="stable").reset_index(drop=True)
 
 
 def streams_of_small_messages(table):
@@ -68,7 +71,7 @@ def tutorial_lines(table):
 def display_table(table):
     """Every point in one table (headers, rows, alignment): throughput, bytes/s, latency, and
     the spread of its trials (CV, Tukey outliers)."""
-    headers = ["channel", "CPUs", "ends on", "pattern", "size B", "batch", "ends", "n",
+    headers = ["channel", "CPUs", "ends on", "pattern", "size B", "batch", "ends", "messages", "n",
                "median s", "CV", "msgs/s", "MB/s", "p50 us", "p99 us", "outliers", "failed"]
     rows = []
     for _, row in table.iterrows():
@@ -76,11 +79,11 @@ def display_table(table):
         rows.append([
             row["channel"], str(row["cpus"]), row["param.placement"], row["param.pattern"],
             str(int(row["param.size_bytes"])), str(int(row["param.batch"])), row["ends"],
-            str(row["n"]), _fmt(row["median_s"], "{:.4f}"), _fmt(row["cv"], "{:.1%}"),
+            _fmt(row.get("param.messages"), "{:,.0f}"), str(row["n"]), _fmt(row["median_s"], "{:.4f}"), _fmt(row["cv"], "{:.1%}"),
             _fmt(row["messages_per_second"], "{:,.0f}"), _fmt(mbps, "{:,.0f}"),
             _fmt(row["p50_us"], "{:.1f}"), _fmt(row["p99_us"], "{:.1f}"), str(row["outliers"]),
             str(row["failed"])])
-    return headers, rows, "lrll" + "r" * 12
+    return headers, rows, "lrll" + "r" * 13
 
 
 def _fmt(value, pattern):
