@@ -153,9 +153,10 @@ def test_a_host_lacking_the_image_when_this_machine_cannot_build_its_base_is_ref
     """A laptop with no Docker engine (and no debootstrap) cannot make the offline base: said
     in one line, before anything is built or written."""
     remote = second_engine()
-    for image in remote.images.list(name="multicore-lab"):
-        for tag in image.tags:
-            remote.images.remove(tag, force=True)
+    for name in ("multicore-lab", "multicore-lab-base"):  # nothing there to build on either
+        for image in remote.images.list(name=name):
+            for tag in image.tags:
+                remote.images.remove(tag, force=True)
     line = refused(bed, tmp_path, bed["url"], cpus="1",
                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine-here.sock"},
                    expect="lacks the trial image")
