@@ -12,10 +12,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import containers_started_by
 from tests.test_hosts import (SSH_HOME, assert_pinned_per_host, bed, invoke_mounted,  # noqa: F401
                               invoke_with_ssh_dir, lab_containers, logins, records_of, refused,
                               run_folder, second_engine, ssh_dir)
@@ -163,30 +165,61 @@ def test_a_host_lacking_the_image_when_this_machine_cannot_build_its_base_is_ref
     assert "a Docker engine" in line and "--base-image python:3.13-slim" in line
 
 
-def run_scale(results, mounts=()):
+def run_scale(results, mounts=(), env=None):
     args = ("scale", "--backend", "docker", "--cpus", "1", *SMALL, "--results-dir", str(results))
-    return invoke_mounted(list(mounts), *args)
+    return invoke_mounted(list(mounts), *args, env=env)
 
 
-def test_a_local_engine_on_another_kernel_gets_its_facts_from_the_probe(bed, tmp_path):
+@pytest.fixture
+def forwarded_engine(bed):
+    """This machine's engine behind a forwarded socket (ssh -L through the test bed's sshd, as
+    mclab-local): what the lab sees of Docker Desktop's VM or a socket forwarded from elsewhere,
+    a socket no dockerd of this kernel holds."""
+    folder = Path(tempfile.mkdtemp(prefix="mclab-fwd-", dir="/tmp"))
+    sock = folder / "docker.sock"
+    process = subprocess.Popen(
+        ["ssh", "-nNT", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+         "-o", "IdentitiesOnly=yes", "-i", bed["identity_file"], "-p", str(bed["port"]),
+         "-L", f"{sock}:/var/run/docker.sock", f"{bed['local_user']}@{bed['host']}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sock.exists(), process.stderr.read() if process.poll() is not None else "no socket"
+        yield f"unix://{sock}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_local_engine_on_another_kernel_gets_its_facts_from_the_probe(bed, tmp_path,
+                                                                         forwarded_engine):
     """`local` whose engine runs on another machine (Docker Desktop's VM, a forwarded socket)
-    stands here as this machine with a boot id not the engine's: the lab sees another kernel,
-    so its CPUs and facts come from the probe there, never from this machine's /proc."""
+    stands here as a forwarded socket, seen by a lab whose own boot id differs (bind-mounted in
+    its namespace): its CPUs and facts come from the probe there, never this machine's /proc."""
     real = BOOT_ID.read_text().strip()
     engine_id = bed["engine"].info()["ID"]
     fake = tmp_path / "boot_id"
     fake.write_text("00000000-0000-4000-8000-000000000000\n")
-    elsewhere = run_scale(tmp_path / "elsewhere", [(fake, BOOT_ID)])
+    elsewhere = run_scale(tmp_path / "elsewhere", [(fake, BOOT_ID)],
+                          env={"DOCKER_HOST": forwarded_engine})
     assert elsewhere.returncode == 0, elsewhere.stdout[-3000:] + elsewhere.stderr[-3000:]
     meta = json.loads((run_folder(tmp_path / "elsewhere") / "meta.json").read_text())
     assert meta["host"]["facts_from"] == "a probe container on the host"
     assert meta["host"]["boot_id"] == real and meta["host"]["engine_id"] == engine_id
-    # The control: the same engine, this machine's own boot id: this machine's facts.
+    # The control: the engine's own socket, held by a dockerd of this kernel: this machine's
+    # facts, and no probe container needed to tell.
+    since = int(time.time())
     here = run_scale(tmp_path / "here")
     assert here.returncode == 0, here.stdout[-3000:] + here.stderr[-3000:]
     meta = json.loads((run_folder(tmp_path / "here") / "meta.json").read_text())
     assert meta["host"]["facts_from"] == "this machine"
     assert meta["host"]["boot_id"] == real and meta["host"]["engine_id"] == engine_id
+    labels = {e["Actor"]["Attributes"].get("multicore-lab.run")
+              for e in containers_started_by(bed["engine"], here.pid, since)}
+    assert "host-probe" not in labels
     for folder in ("elsewhere", "here"):
         records = records_of(run_folder(tmp_path / folder) / "raw.jsonl")
         assert records and all(r["ok"] for r in records)

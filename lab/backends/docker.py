@@ -62,7 +62,7 @@ def connect_host(host, timeout_s=REMOTE_TIMEOUT_S):
                                  f"({_first_line(error)})") from None
     if context is None:
         raise BackendUnavailable(f"unknown host {host!r}: not `local`, not an "
-                                 f"ssh://user@host[:port] URL, and no Docker context of "
+                                 f"ssh://[user@]host[:port] URL, and no Docker context of "
                                  f"that name (see `docker context ls`)")
     url = context.Host or ""
     if url.startswith("ssh://"):
@@ -91,6 +91,27 @@ def this_boot_id():
             return handle.read().strip() or None
     except OSError:
         return None
+
+
+def engine_process_here(client):
+    """Whether the engine's unix socket is held by a dockerd process of this kernel (the
+    socket's peer credentials): then the engine runs on this machine and no probe is needed. A
+    forwarded socket (ssh, socat) or Docker Desktop's proxy is not dockerd: the probe decides."""
+    import socket
+    import struct
+    path = getattr(getattr(client.api, "_custom_adapter", None), "socket_path", None)
+    if not path or not hasattr(socket, "SO_PEERCRED"):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+            peer.settimeout(2)
+            peer.connect(path)
+            pid, _, _ = struct.unpack("3i", peer.getsockopt(socket.SOL_SOCKET,
+                                                            socket.SO_PEERCRED, 12))
+        with open(f"/proc/{pid}/comm") as comm:  # 0: not in this pid namespace
+            return pid > 0 and comm.read().strip().endswith("dockerd")
+    except OSError:
+        return False
 
 
 def same_kernel_and_cpus(info):
@@ -128,6 +149,7 @@ class DockerBackend(Backend):
         self.source = source  # () -> this machine's engine (images shipped from it), or None
         self._probed = None   # what the probe container saw there, its boot id among it
         self._guess = None    # before any probe: whether the engine's kernel and CPUs are ours
+        self._here = None     # whether a dockerd of this kernel holds its socket
 
     @property
     def where(self):
@@ -138,11 +160,16 @@ class DockerBackend(Backend):
     @property
     def remote(self):
         """Whether trials run on another machine than this one, by identity, not by URL: reached
-        over a network, or a socket here whose engine's boot id (its probe's, once a trial image
-        is there) is not this machine's (Docker Desktop's VM, a forwarded socket); until a probe
-        can run, an engine whose kernel or CPU count is not this machine's."""
+        over a network; or a socket here not held by a dockerd of this kernel (Docker Desktop's
+        VM, a forwarded socket) whose engine's boot id (its probe's, once a trial image is
+        there) is not this machine's; until a probe can run, an engine whose kernel or CPU count
+        is not this machine's."""
         if self.through:
             return True
+        if self._here is None:
+            self._here = engine_process_here(self.client)
+        if self._here:
+            return False
         boot_id = self._identity().get("boot_id")
         if boot_id:
             return boot_id != this_boot_id()
