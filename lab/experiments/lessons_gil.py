@@ -3,7 +3,11 @@
   threads_vs_processes  `iterations` loops of the tutorial's task split over `workers`, run
                         serial (this thread alone), on threads, or on processes; both kinds are
                         parked on a barrier and timed by their own stamps, from the first
-                        worker's start after its release to the last worker's end
+                        worker's start after its release to the last worker's end; the
+                        cgroup's CPU counters are read around that section (the workers
+                        parked before, all of them reported after): section_counters, so a
+                        trial that did not get its CPUs shows it (the analysis compares its
+                        CPU time with its section x its CPUs)
   queue_in_process      `messages` small ints put, then got, by this one process: queue.Queue
                         (a deque under a lock) against multiprocessing.Queue (pickle, feeder
                         thread, pipe, unpickle) even where no second process exists
@@ -15,6 +19,7 @@ import sys
 import threading
 import time
 
+from lab import sysinfo
 from lab.experiments import TrialCheckFailed, split_evenly
 from lab.experiments.lessons_kit import Crew, check_chunks, metric, span, spin
 
@@ -44,25 +49,39 @@ def _threads(shares):
                for i in range(len(shares))]
     for thread in threads:
         thread.start()
+    _parked(barrier, len(shares))
+    before = sysinfo.trial_counters()
     cpu = time.process_time()  # the whole process: every thread's CPU
     barrier.wait()
     for thread in threads:
         thread.join(WAIT_S)
     if any(thread.is_alive() for thread in threads):
         raise TimeoutError("a spinning thread did not finish")
+    cpu = time.process_time() - cpu
+    counters = sysinfo.counters_delta(before, sysinfo.trial_counters())
     seconds = max(t1 for _, t1 in stamps) - min(t0 for t0, _ in stamps)
-    return chunks, seconds, time.process_time() - cpu
+    return chunks, seconds, cpu, counters
+
+
+def _parked(barrier, parties):
+    """Wait until `parties` workers wait on `barrier` (their start-up is then behind them)."""
+    deadline = time.monotonic() + WAIT_S
+    while barrier.n_waiting < parties and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def _processes(context, shares, timeout_s):
     barrier = context.Barrier(len(shares) + 1, timeout=WAIT_S)
     with Crew(context, timeout_s) as crew:
         crew.start(spin_after, [(barrier, n) for n in shares])
+        _parked(barrier, len(shares))
+        before = sysinfo.trial_counters()
         barrier.wait()
         reports = crew.collect()
+        counters = sysinfo.counters_delta(before, sysinfo.trial_counters())
     seconds = span(reports)
     chunks = [r["chunk"] for r in reports]
-    return chunks, seconds, sum(c[2] for c in chunks)
+    return chunks, seconds, sum(c[2] for c in chunks), counters
 
 
 def run_threads_vs_processes(context, p, workers, cpus, variant):
@@ -71,21 +90,25 @@ def run_threads_vs_processes(context, p, workers, cpus, variant):
     shares = split_evenly(iterations, workers)
     if runner == "serial":
         spin(min(iterations, 1000))
+        before = sysinfo.trial_counters()
         start = time.perf_counter()
         chunks = [spin(iterations)]
         seconds = time.perf_counter() - start
+        counters = sysinfo.counters_delta(before, sysinfo.trial_counters())
         cpu = chunks[0][2]
     elif runner == "threads":
-        chunks, seconds, cpu = _threads(shares)
+        chunks, seconds, cpu, counters = _threads(shares)
     else:
-        chunks, seconds, cpu = _processes(context, shares, p["timeout_s"])
+        chunks, seconds, cpu, counters = _processes(context, shares, p["timeout_s"])
     check = check_chunks(chunks, iterations)
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
-    check.update({"runner": runner, "workers": workers, "gil_enabled": gil})
+    check.update({"runner": runner, "workers": workers, "gil_enabled": gil,
+                  "section_counters": True})
     metrics = {"iterations_per_second": metric(iterations / seconds, "1/s"),
                "workers_used": metric(workers, "threads" if runner == "threads"
                                       else "processes")}
-    return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "check": check}
+    return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "check": check,
+            "section_counters": counters}
 
 
 def run_queue_in_process(context, p, workers, cpus, variant):

@@ -4,6 +4,7 @@ point's figures, the charts."""
 
 from lab.analysis import lessons as results
 from lab.present import lessons_charts
+from lab.present.lessons_verdicts import verdict_table
 from lab.present.report import Section
 from lab.present.tables import Table
 
@@ -101,15 +102,22 @@ def lessons_section(trials, summary, out, meta, say):
     backend = (meta.get("backend") or {}).get("backend", "")
     suffix = f"\nPython {pythons}, {backend} backend"
     checks = results.behaviour_checks(trials)
-    claims = results.claims(summary, checks)
+    table = results.verdicts(trials, summary)
+    claims = results.claims(summary, checks, table)
     changes = results.python_changes(trials, summary)
     charts = []
     for chart in lessons_charts.CHARTS:
         charts += chart(summary, out, suffix)
     failed = checks[checks["result"] == "FAIL"]
-    verdict = (f"{len(checks) - len(failed)} of {len(checks)} behaviour checks hold"
+    real = checks[checks["kind"] == "check"]  # lessons and facts cannot fail: not counted
+    passed = int((real["result"] == "PASS").sum())
+    unjudged = real[real["result"] == results.NO_VERDICT_RESULT]
+    verdict = (f"{passed} of {len(real)} behaviour checks hold"
                + (f"; FAILED: {', '.join(f'{r.lesson} {r.item}' for r in failed.itertuples())}"
-                  if len(failed) else ""))
+                  if len(failed) else "")
+               + (f"; no verdict (trials errored): "
+                  f"{', '.join(f'{r.lesson} {r.item}' for r in unjudged.itertuples())}"
+                  if len(unjudged) else ""))
     say(f"\nThe tutorial's claims ({verdict}):")
     for claim, word, sentence in claims:
         say(f"- [{word}] {claim}: {sentence}")
@@ -118,8 +126,19 @@ def lessons_section(trials, summary, out, meta, say):
     say("\nBehaviour checks:\n" + "\n".join(
         f"- {r.result:6} {r.lesson} {r.item}: {r.observed}"
         + (f" (first failure: {r.failure})" if r.failure else "") for r in checks.itertuples()))
-    section.add("notes", [f"{claim}: {sentence}" for claim, _, sentence in claims],
-                f"The tutorial's claims, held or not ({verdict}):")
+    if len(table):
+        section.add("table", verdict_table(table),
+                    "Every verdict per Python and CPU count: a ratio of medians with its "
+                    "bootstrap interval (and the coverage that interval really has at these "
+                    "trial counts): held when the whole interval is above the threshold, not "
+                    "held when it is at or below, can't tell when it straddles it; a behaviour "
+                    "claim is held when every trial held it, not held on a failed check; "
+                    "errored trials give no verdict, and a parallelism claim whose trials did "
+                    "not get their CPUs (section CPU time short of section x CPUs by more than "
+                    "5%) gives 'machine busy: no verdict'")
+        say("\nVerdicts per Python and CPU count:\n" + verdict_table(table).text())
+    section.add("notes", [f"[{word}] {claim}: {sentence}" for claim, word, sentence in claims],
+                f"The tutorial's claims ({verdict}):")
     if changes:
         section.add("notes", changes, "What changed between Pythons:")
     section.add("table", checks_table(checks),

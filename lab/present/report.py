@@ -267,6 +267,8 @@ figcaption{color:#57606a;font-size:.9em}
 .warning{border-left:4px solid #bf8700;background:#fff8c5;padding:.5em .9em;margin:.6em 0;
 border-radius:0 6px 6px 0}.warning code{font-weight:600}.advice{color:#3d3d3d}
 .clean{border-left:4px solid #1a7f37;background:#dafbe1;padding:.5em .9em}
+td.v-held{background:#dafbe1}td.v-not{background:#ffebe9}td.v-cant{background:#fff8c5}
+td.v-busy,td.v-none{background:#eaeef2;color:#57606a}td.v-fact{background:#ddf4ff}
 """
 
 

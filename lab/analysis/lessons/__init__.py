@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from lab.analysis.lessons import judge as _verdicts
 from lab.analysis.lessons import (lifecycle, pool_vs_process, queue_in_process, shared_state,
                                   start_cost, sync, threads_vs_processes)
 from lab.analysis.lessons.base import (TUTORIAL, checked, mode, per_python,  # noqa: F401
@@ -39,6 +40,7 @@ DOUBLE_OF = {"test_value_noop_lock": ("shared_state", "value_locked"),
              "test_lock_does_not_lock": ("sync", "lock"),
              "test_semaphore_admits_three": ("sync", "semaphore")}
 _rows = rows_of  # the charts' name for it
+NO_VERDICT_RESULT = "NO VERDICT"  # a check whose trials errored (crashed, timed out), none failed
 
 
 # --- points ------------------------------------------------------------------------------------
@@ -150,7 +152,8 @@ def observed(lesson, item, rows):
 
 def behaviour_checks(trials):
     """One row per behaviour check: lesson, item, kind (check / lesson / fact), what it checks,
-    result (PASS, FAIL, or the lesson or fact seen), trials (passed / checked), where (CPU counts
+    result (PASS, FAIL on a failed check, NO VERDICT when trials only errored, or the lesson or
+    fact seen), trials (passed / checked), where (CPU counts
     and Pythons), observed (in words) and the first failure's reason."""
     if trials.empty:
         return pd.DataFrame(columns=["lesson", "item", "kind", "what", "result", "trials",
@@ -166,8 +169,11 @@ def behaviour_checks(trials):
             what = f"test double {item}: {what}"
         ok = rows[rows["ok"] == True]  # noqa: E712
         failed = rows[rows["ok"] != True]  # noqa: E712
-        if len(failed):
+        wrong = failed[failed["error"].fillna("").astype(str).str.startswith("check failed")]
+        if len(wrong):
             result = "FAIL"
+        elif len(failed) and kind == "check":
+            result = NO_VERDICT_RESULT
         elif kind == "check":
             result = "PASS"
         else:
@@ -181,7 +187,8 @@ def behaviour_checks(trials):
         out.append({"lesson": lesson, "item": item, "kind": kind, "what": what,
                     "result": result, "trials": f"{len(ok)}/{len(rows)}", "where": where,
                     "observed": observed(lesson, item if not double else DOUBLE_OF[item][1], ok),
-                    "failure": (str(failed["error"].iloc[0]) if len(failed) else "")})
+                    "failure": (str((wrong if len(wrong) else failed)["error"].iloc[0])
+                                if len(failed) else "")})
     table = pd.DataFrame(out)
     table["_order"] = table["lesson"].map({n: i for i, n in enumerate(ORDER)}).fillna(99)
     return table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(
@@ -190,16 +197,49 @@ def behaviour_checks(trials):
 
 # --- the tutorial's claims ---------------------------------------------------------------------
 
-def claims(summary, checks):
-    """[(claim, verdict, sentence)]: each tutorial claim this run measured, held or not, with
-    the figures. Verdicts: held, not held, partly (held in one case, not another), fact."""
+def verdicts(trials, summary):
+    """The verdict table: one row per claim, Python and CPU count (and start method where a
+    lesson sweeps it): the figure, its ratio with a bootstrap interval and that interval's real
+    coverage, the threshold, the verdict (held, not held, can't tell, fact, no verdict, machine
+    busy: no verdict) and a note (lessons.judge)."""
+    rows = []
+    if trials is None or trials.empty or summary is None or summary.empty:
+        return _verdicts.frame(rows)
+    for lesson in LESSONS.values():
+        for build in lesson.verdicts:
+            rows += [{**row, "lesson": lesson.name} for row in build(trials, summary)]
+    return _verdicts.frame(rows)
+
+
+def claims(summary, checks, table=None):
+    """[(claim, verdict, sentence)]: each tutorial claim this run measured, with the figures.
+    A claim's verdict combines its rows of `table` (verdicts(): held, not held, can't tell,
+    partly where (Python, CPU count)s disagree, no verdict); without a table, from the medians
+    alone."""
     out = []
     if summary is None or summary.empty:
         return out
     checks = checks if checks is not None else pd.DataFrame()
     for lesson in LESSONS.values():
+        said = []
         for build in lesson.claims:
-            claim = build(summary, checks)
+            claim = build(summary, checks, table)
             if claim:
-                out.append(claim)
+                said.append(claim)
+        out += said + _unsaid(lesson, table, {claim for claim, _, _ in said})
+    return out
+
+
+def _unsaid(lesson, table, said):
+    """A claim with verdict rows but no measured figures to say (its trials errored)."""
+    if table is None or table.empty:
+        return []
+    out = []
+    mine = table[(table["lesson"] == lesson.name) & ~table["claim"].isin(said)]
+    for claim in dict.fromkeys(mine["claim"]):
+        rows = table[table["claim"] == claim]
+        verdict = _verdicts.combine(rows["verdict"].tolist())
+        notes = "; ".join(dict.fromkeys(n for n in rows["note"] if n))
+        out.append((claim, verdict, f"{_verdicts.lead(verdict)}: no figures to report"
+                                    + (f" ({notes})." if notes else ".")))
     return out

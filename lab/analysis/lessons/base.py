@@ -23,7 +23,9 @@ class Lesson:
     headline: its headline metric, or {item: metric} where the items differ (lifecycle);
     metric_words: its metrics in words; checks: {item or None: (kind, what is checked)};
     observed(item, rows): what passing trials showed, in words; claims: builders
-    (summary, checks) -> (claim, verdict, sentence) or None, in report order."""
+    (summary, checks, table) -> (claim, verdict, sentence) or None, in report order, where
+    `table` holds the claim's verdict rows (lessons.judge); verdicts: builders
+    (trials, summary) -> [verdict row] per (Python, CPU count)."""
     name: str
     item_param: str | None
     headline: object
@@ -31,6 +33,7 @@ class Lesson:
     checks: dict
     observed: object
     claims: tuple = field(default_factory=tuple)
+    verdicts: tuple = field(default_factory=tuple)
 
     def headline_of(self, item):
         return self.headline.get(str(item)) if isinstance(self.headline, dict) else self.headline
@@ -38,14 +41,16 @@ class Lesson:
 
 # --- rows of a summary -------------------------------------------------------------------------
 
-def rows_of(summary, **where):
+def rows_of(summary, every=False, **where):
+    """The summary rows matching `where` (column=value or a list of values), those with
+    measured trials only unless `every` (a verdict also counts points whose trials errored)."""
     rows = summary
     for column, value in where.items():
         if column not in rows:
             return rows.iloc[0:0]
         rows = rows[rows[column].isin(value if isinstance(value, (list, tuple, set))
                                       else [value])]
-    return rows[rows["n"] > 0]
+    return rows if every else rows[rows["n"] > 0]
 
 
 def per_python(rows, column, show, reduce=np.median):
@@ -66,6 +71,13 @@ def per_python(rows, column, show, reduce=np.median):
 def at_most_cpus(rows):
     """The rows at the largest CPU count measured (the parallel case)."""
     return rows[rows["cpus"] == rows["cpus"].max()] if len(rows) else rows
+
+
+def table_of(table, claim):
+    """The verdict rows of `claim` in `table` (empty where none)."""
+    if table is None or table.empty:
+        return table if table is not None else None
+    return table[table["claim"] == claim]
 
 
 def check_row(checks, lesson, item):

@@ -1,8 +1,9 @@
 """Lesson lifecycle: terminate(), daemon children on a normal and a killed parent's exit, a
 Queue after a kill mid-put; their words, checks, observed and claims."""
 
+from lab.analysis.lessons import judge as v
 from lab.analysis.lessons.base import (Lesson, check_row, distinct, per_python, rows_of, span,
-                                       values)
+                                       table_of, values)
 from lab.analysis.lessons.units import duration
 
 HEADLINE = {"terminate": "terminate_join_us", "daemon": "daemon_gone_ms",
@@ -10,6 +11,8 @@ HEADLINE = {"terminate": "terminate_join_us", "daemon": "daemon_gone_ms",
 METRIC_WORDS = {"terminate_join_us": "terminate()+join()",
                 "daemon_gone_ms": "daemon gone after its parent's exit",
                 "daemon_survived": "daemon survived", "items_intact": "items intact"}
+TERMINATE_CLAIM = "terminate() kills a process: exit code -15"
+DAEMON_CLAIM = "A daemon process ends when the main process exits"
 CHECKS = {
     "terminate": ("check", "terminate() ends a process with exit code -15"),
     "daemon": ("check", "a daemon child dies when its parent exits normally"),
@@ -44,25 +47,39 @@ def observed(item, rows):
     return "-"
 
 
-def claim_terminate(summary, checks):
+def verdicts(trials, summary):
+    """Per (Python, CPU count): terminate()'s and the daemon's (normal exit) checks."""
+    out = []
+    for python, cpus, rows in v.groups(rows_of(summary, every=True, lesson="lifecycle")):
+        for claim, item in ((TERMINATE_CLAIM, "terminate"), (DAEMON_CLAIM, "daemon")):
+            points = rows[rows["item"] == item]
+            if len(points):
+                out.append(v.check_verdict(claim, python, cpus, "trials that held it", trials,
+                                           points))
+    return out
+
+
+def claim_terminate(summary, checks, table=None):
     row = check_row(checks, "lifecycle", "terminate")
     if row is None:
         return None
-    held = row["result"] == "PASS"
+    verdict = v.decided(table_of(table, TERMINATE_CLAIM),
+                        v.HELD if row["result"] == "PASS" else v.NOT_HELD)
     costs = rows_of(summary, lesson="lifecycle", item="terminate")
-    return ("terminate() kills a process: exit code -15",
-            "held" if held else "not held",
-            f"{'Held' if held else 'Not held'}: {row['observed']} ({row['trials']} trials); "
+    return (TERMINATE_CLAIM, verdict,
+            f"{v.lead(verdict)}: {row['observed']} ({row['trials']} trials); "
             f"terminate()+join() took {per_python(costs, 'metric.terminate_join_us', duration)}"
             f" (median per operation).")
 
 
-def claim_daemon(summary, checks):
+def claim_daemon(summary, checks, table=None):
     normal = check_row(checks, "lifecycle", "daemon")
     killed = check_row(checks, "lifecycle", "daemon_parent_killed")
     if normal is None and killed is None:
         return None
-    held_normal = normal is not None and normal["result"] == "PASS"
+    held_normal = v.decided(table_of(table, DAEMON_CLAIM),
+                            v.HELD if normal is not None and normal["result"] == "PASS"
+                            else v.NOT_HELD)
     survived = rows_of(summary, lesson="lifecycle", item="daemon_parent_killed")
     survives = bool(len(survived)) and float(survived["metric.daemon_survived"].max()) > 0
     text = []
@@ -70,13 +87,10 @@ def claim_daemon(summary, checks):
         text.append(f"on a normal exit the daemon child was {normal['observed']}")
     if killed is not None:
         text.append(f"when the parent was SIGKILLed the daemon child {killed['observed']}")
-    verdict = ("partly" if held_normal and survives else "held" if held_normal
-               else "not held")
-    words = {"partly": "Held only on a normal exit", "held": "Held",
-             "not held": "Not held"}[verdict]
-    return ("A daemon process ends when the main process exits", verdict,
-            f"{words}: " + "; ".join(text) + ".")
+    verdict = v.PARTLY if held_normal == v.HELD and survives else held_normal
+    words = "Held only on a normal exit" if verdict == v.PARTLY else v.lead(verdict)
+    return (DAEMON_CLAIM, verdict, f"{words}: " + "; ".join(text) + ".")
 
 
 LESSON = Lesson("lifecycle", "case", HEADLINE, METRIC_WORDS, CHECKS, observed,
-                (claim_terminate, claim_daemon))
+                (claim_terminate, claim_daemon), (verdicts,))

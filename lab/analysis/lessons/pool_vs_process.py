@@ -5,12 +5,16 @@ import math
 
 import pandas as pd
 
+from lab.analysis.lessons import judge as v
 from lab.analysis.lessons.base import (TUTORIAL, Lesson, at_most_cpus, per_python, rows_of,
-                                       span, values)
+                                       span, table_of, values)
 from lab.analysis.lessons.units import cpus_words, duration, short_python, times
 
 METRIC_WORDS = {"per_task_us": "per task", "tasks_per_second": "tasks/s",
                 "task_cpu_us": "task's own CPU", "pool_start_us": "pool start"}
+POOL_CLAIM = "A pool saves the time of starting processes"
+SEED_CLAIM = "The tutorial's reconstructions: processes make the task faster"
+SEED_THRESHOLD = 1.2  # per task, two processes over one: faster when above
 CHECKS = {None: ("check", "every task's answer came back exactly once, each with all its "
                           "loops (checksum)")}
 
@@ -23,7 +27,9 @@ def observed(item, rows):
 
 def break_even(summary, threshold=1.1):
     """Pool against a process per task, per Python, CPU count and task size: per-task µs of
-    the reused pool (its best chunksize) and of a process per task, their ratio; and per
+    the reused pool (at one chunksize fixed before looking: Pool.map's own "auto" where run,
+    else the smallest; the best of several would be the winner's curse) and of a process per
+    task, their ratio; and per
     (Python, CPUs) the task size from which a pool saves less than 1 - 1/threshold."""
     pool = rows_of(summary, lesson="pool_vs_process", item="pool")
     per = rows_of(summary, lesson="pool_vs_process", item="process_per_task")
@@ -33,7 +39,7 @@ def break_even(summary, threshold=1.1):
     for (python, cpus, size), group in pool.groupby(["python", "cpus", "param.task_iterations"]):
         other = per[(per["python"] == python) & (per["cpus"] == cpus)
                     & (per["param.task_iterations"] == size)]
-        best = group.loc[group["metric.per_task_us"].idxmin()]
+        best = _fixed_chunksize(group).iloc[0]
         rows.append({"python": python, "cpus": cpus, "task_iterations": int(size),
                      "task_us": float(group["metric.task_cpu_us"].median()),
                      "pool_us": float(best["metric.per_task_us"]),
@@ -60,12 +66,58 @@ def break_even(summary, threshold=1.1):
     return frame, ends
 
 
-def claim_pool(summary, checks):
+def _fixed_chunksize(group):
+    """The pool rows at the chunksize chosen without looking at the times."""
+    sizes = group["param.chunksize"].astype(str)
+    if (sizes == "auto").any():
+        return group[sizes == "auto"]
+    numbers = pd.to_numeric(group["param.chunksize"], errors="coerce")
+    return group[numbers == numbers.min()]
+
+
+def verdicts(trials, summary):
+    """Per (Python, CPU count): a process per task over a reused pool, per task at the
+    smallest task size (> 1: the pool saves); the reconstructions' one process over two, per
+    task, at 2 CPUs or more (> 1.2, a parallelism claim: gated on the CPUs the trials got)."""
+    out = []
+    pool = rows_of(summary, every=True, lesson="pool_vs_process", item="pool")
+    per = rows_of(summary, every=True, lesson="pool_vs_process", item="process_per_task")
+    for python, cpus, rows in v.groups(pool):
+        size = rows["param.task_iterations"].min()
+        mine = _fixed_chunksize(rows[rows["param.task_iterations"] == size])
+        other = per[(per["python"] == python) & (per["cpus"] == cpus)
+                    & (per["param.task_iterations"] == size)]
+        if other.empty:
+            continue
+        figure = (f"per task, a Process per task / a reused pool (chunksize "
+                  f"{mine['param.chunksize'].iloc[0]}), {int(size):,} loops")
+        out.append(v.gated_ratio(POOL_CLAIM, python, cpus, figure, trials, other, mine,
+                                 "per_task_us", 1.0))
+    seeds = rows_of(summary, every=True, lesson="pool_vs_process",
+                    item=["seed_one_process", "seed_two_processes"])
+    for python, cpus, rows in v.groups(seeds):
+        one = rows[rows["item"] == "seed_one_process"]
+        two = rows[rows["item"] == "seed_two_processes"]
+        if one.empty or two.empty or cpus < 2:
+            continue
+        out.append(v.gated_ratio(
+            SEED_CLAIM, python, cpus, "per task, one process / two Processes", trials, one, two,
+            "per_task_us", SEED_THRESHOLD, usable=_seed_cpus))
+    return out
+
+
+def _seed_cpus(trial):
+    workers = {"seed_one_process": 1, "seed_two_processes": 2}.get(trial.get("param.runner"))
+    return min(workers or trial["cpus"], trial["cpus"])
+
+
+def claim_pool(summary, checks, table=None):
     frame, ends = break_even(summary)
     if frame.empty or frame["process_us"].isna().all():
         return None
     both = frame.dropna(subset=["process_us"])
-    held = bool((both["ratio"] > 1).all())
+    fallback = v.HELD if bool((both["ratio"] > 1).all()) else v.NOT_HELD
+    verdict = v.decided(table_of(table, POOL_CLAIM), fallback)
     parts = []
     for end in ends:
         where = (f"Python {short_python(end['python'])}, {cpus_words(end['cpus'])}, "
@@ -89,13 +141,12 @@ def claim_pool(summary, checks):
                      f"{per_python(default, 'metric.pool_first_task_us', duration)}, "
                      f"{times(float(ratio.min()))} to {times(float(ratio.max()))} one Process's "
                      f"start()+join() under the same method: a pool pays only when reused.")
-    return ("A pool saves the time of starting processes",
-            "held" if held else "not held",
-            f"{'Held' if held else 'Not held'} for a reused pool: per task, a reused pool "
+    return (POOL_CLAIM, verdict,
+            f"{v.lead(verdict)} for a reused pool: per task, a reused pool "
             f"against a process per task — " + "; ".join(parts) + "." + first)
 
 
-def claim_reconstructions(summary, checks):
+def claim_reconstructions(summary, checks, table=None):
     rows = rows_of(summary, lesson="pool_vs_process",
                    item=["seed_one_process", "seed_two_processes", "seed_pool8"])
     if rows.empty:
@@ -117,16 +168,15 @@ def claim_reconstructions(summary, checks):
     tutorial = TUTORIAL["one_process_s"] / TUTORIAL["two_processes_s"]
     if one and two:
         per_task = one[1] / two[1]
-        held = per_task > 1.2
-        verdict = "held" if held else "not held"
+        verdict = v.decided(table_of(table, SEED_CLAIM),
+                            v.HELD if per_task > SEED_THRESHOLD else v.NOT_HELD)
         tail = (f" The tutorial's {tutorial:.1f}x ({TUTORIAL['one_process_s']:g} s against "
                 f"{TUTORIAL['two_processes_s']:g} s) compares 6 tasks with 2; per task the two "
                 f"processes were {times(per_task)} as fast as one here.")
     else:
         verdict, tail = "fact", ""
-    return ("The tutorial's reconstructions: processes make the task faster",
-            verdict, f"{verdict.capitalize()} at {cpus_words(cpus)}: {listed}.{tail}")
+    return (SEED_CLAIM, verdict, f"{v.lead(verdict)} at {cpus_words(cpus)}: {listed}.{tail}")
 
 
 LESSON = Lesson("pool_vs_process", "runner", "per_task_us", METRIC_WORDS, CHECKS, observed,
-                (claim_pool, claim_reconstructions))
+                (claim_pool, claim_reconstructions), (verdicts,))

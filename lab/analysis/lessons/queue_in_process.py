@@ -1,10 +1,12 @@
 """Lesson queue_in_process: queue.Queue against multiprocessing.Queue inside one process; its
 words, check, observed and fact."""
 
+from lab.analysis.lessons import judge as v
 from lab.analysis.lessons.base import Lesson, per_python, rows_of, span, values
 from lab.analysis.lessons.units import duration, times
 
 METRIC_WORDS = {"put_get_us": "put+get", "items_per_second": "items/s"}
+CLAIM = "Within one process, queue.Queue and multiprocessing.Queue"
 CHECKS = {None: ("check", "every item came back once, in order")}
 
 
@@ -13,7 +15,25 @@ def observed(item, rows):
             f"order, checksum exact")
 
 
-def claim_queue_in_process(summary, checks):
+def verdicts(trials, summary):
+    """Per (Python, CPU count): multiprocessing.Queue's put+get over queue.Queue's, a fact
+    with its interval."""
+    out = []
+    for python, cpus, rows in v.groups(
+            rows_of(summary, every=True, lesson="queue_in_process")):
+        thread, process = rows[rows["item"] == "thread_queue"], rows[rows["item"] ==
+                                                                      "process_queue"]
+        if len(thread) and len(process):
+            found = v.gated_ratio(CLAIM, python, cpus,
+                                  "put+get, multiprocessing.Queue / queue.Queue", trials,
+                                  process, thread, "put_get_us", 1.0)
+            if found["verdict"] != v.NO_VERDICT:
+                found["verdict"] = v.FACT
+            out.append(found)
+    return out
+
+
+def claim_queue_in_process(summary, checks, table=None):
     rows = rows_of(summary, lesson="queue_in_process")
     thread = rows[rows["item"] == "thread_queue"]
     process = rows[rows["item"] == "process_queue"]
@@ -21,8 +41,7 @@ def claim_queue_in_process(summary, checks):
         return None
     ratio = float(process["metric.put_get_us"].median()) / float(
         thread["metric.put_get_us"].median())
-    return ("Within one process, queue.Queue and multiprocessing.Queue",
-            "fact",
+    return (CLAIM, "fact",
             f"A put()+get() cost {per_python(thread, 'metric.put_get_us', duration)} with "
             f"queue.Queue and {per_python(process, 'metric.put_get_us', duration)} with "
             f"multiprocessing.Queue ({times(ratio)}): a process queue pickles every item and "
@@ -30,4 +49,4 @@ def claim_queue_in_process(summary, checks):
 
 
 LESSON = Lesson("queue_in_process", "queue_kind", "put_get_us", METRIC_WORDS, CHECKS, observed,
-                (claim_queue_in_process,))
+                (claim_queue_in_process,), (verdicts,))

@@ -1,12 +1,16 @@
 """Lesson shared_state: a counter shared by processes through a Manager, Value, Array or
 SharedMemory, locked or not; its words, checks, observed and claims."""
 
-from lab.analysis.lessons.base import Lesson, per_python, rows_of, span, values
+from lab.analysis.lessons import judge as v
+from lab.analysis.lessons.base import Lesson, per_python, rows_of, span, table_of, values
 from lab.analysis.lessons.units import cpus_words, rate, short_python, times
 
 LOST_NOTE_MIN = 0  # a Value without its lock: lost updates above this are the lesson seen
 METRIC_WORDS = {"increments_per_second": "increments/s", "increment_us": "per increment",
                 "lost_updates": "lost updates"}
+FAST_CLAIM = ("Shared memory is faster than a Manager dict (the tutorial compares it with Pipe "
+              "and Queue)")
+LOST_CLAIM = "Without its lock a Value loses updates (why synchronising is needed)"
 CHECKS = {None: ("check", "the counter is exact under its lock: no update lost"),
           "value_unlocked": ("lesson", "a Value incremented without its lock loses updates "
                                        "under contention")}
@@ -26,7 +30,38 @@ def observed(item, rows):
             f"{len(final)} trials; 0 lost")
 
 
-def claim_shared_memory(summary, checks):
+def verdicts(trials, summary):
+    """Per (Python, CPU count): shared memory's increments/s over a Manager dict's (> 1); an
+    unlocked Value's trials: held when every one lost updates, not held when none did, can't
+    tell when some did."""
+    out = []
+    for python, cpus, rows in v.groups(rows_of(summary, every=True, lesson="shared_state")):
+        fast, manager = rows[rows["item"] == "shared_memory"], rows[rows["item"] == "manager_dict"]
+        if len(fast) and len(manager):
+            out.append(v.gated_ratio(FAST_CLAIM, python, cpus,
+                                     "increments/s, shared memory / Manager dict", trials, fast,
+                                     manager, "increments_per_second", 1.0))
+        unlocked = rows[rows["item"] == "value_unlocked"]
+        if len(unlocked):
+            out.append(_lost_verdict(trials, python, cpus, unlocked))
+    return out
+
+
+def _lost_verdict(trials, python, cpus, points):
+    lost = v.metric_values(trials, points, "lost_updates")
+    bad = v.errored(trials, points)
+    figure = "trials that lost updates without the lock"
+    if not lost:
+        return v.row(LOST_CLAIM, python, cpus, figure, v.NO_VERDICT, unit="trials",
+                     note=f"{bad} trial(s) errored" if bad else "no trial")
+    some = sum(1 for x in lost if x > LOST_NOTE_MIN)
+    verdict = (v.HELD if some == len(lost) else v.NOT_HELD if some == 0 else v.CANT_TELL)
+    return v.row(LOST_CLAIM, python, cpus, figure, verdict, unit="trials", ratio=float(some),
+                 note=f"{some} of {len(lost)} trials lost updates"
+                      + (f"; {bad} errored" if bad else ""))
+
+
+def claim_shared_memory(summary, checks, table=None):
     rows = rows_of(summary, lesson="shared_state")
     manager = rows[rows["item"] == "manager_dict"]
     fast = rows[rows["item"].isin(["value_locked", "array_locked", "shared_memory"])]
@@ -41,19 +76,21 @@ def claim_shared_memory(summary, checks):
         low = float(others["metric.increments_per_second"].min())
         high = float(others["metric.increments_per_second"].max())
         ratios += [low / float(m.iloc[0]), high / float(m.iloc[0])]
-    held = bool(ratios) and min(ratios) > 1
+    verdict = v.decided(table_of(table, FAST_CLAIM),
+                        v.HELD if bool(ratios) and min(ratios) > 1 else v.NOT_HELD)
     figures = "; ".join(
         f"{item} {per_python(rows[rows['item'] == item], 'metric.increments_per_second', rate)}"
         for item in ("shared_memory", "value_locked", "array_locked", "manager_dict")
         if (rows["item"] == item).any())
-    return ("Shared memory is the fastest way to share state (against a Manager)",
-            "held" if held else "not held",
-            f"{'Held' if held else 'Not held'}: locked increments per second (median over CPU "
+    return (FAST_CLAIM, verdict,
+            f"{v.lead(verdict)}: locked increments per second (median over CPU "
             f"counts) — {figures}; shared memory and Value/Array were "
-            f"{times(min(ratios))} to {times(max(ratios))} a Manager dict's rate.")
+            f"{times(min(ratios))} to {times(max(ratios))} a Manager dict's rate. The tutorial's own comparison, with Pipe and Queue, is a "
+            f"different one: a Manager is a server process behind a proxy, so this one can "
+            f"hardly fail.")
 
 
-def claim_sync_hardest(summary, checks):
+def claim_sync_hardest(summary, checks, table=None):
     rows = rows_of(summary, lesson="shared_state", item="value_unlocked")
     if rows.empty or "lost_fraction" not in rows:
         return None
@@ -70,12 +107,13 @@ def claim_sync_hardest(summary, checks):
         bad = locked["metric.lost_updates"].fillna(0).gt(0).any()
         exact = (" Every locked state ended exact (0 lost)." if not bad
                  else " A locked state lost updates: see the checks.")
-    return ("...but synchronising shared memory is the hardest part",
-            "held" if lost_any else "not held",
-            f"{'Held' if lost_any else 'Not seen this run'}: a Value incremented without its "
+    verdict = v.decided(table_of(table, LOST_CLAIM), v.HELD if lost_any else v.NOT_HELD)
+    return (LOST_CLAIM, verdict,
+            f"{v.lead(verdict)}: a Value incremented without its "
             f"lock lost a median {', '.join(parts)} of its increments (a lesson, not a failed "
-            f"trial).{exact}")
+            f"trial).{exact} That synchronising is the tutorial's 'hardest part' is an opinion no "
+            f"trial can test: what is measured is that it is needed.")
 
 
 LESSON = Lesson("shared_state", "state", "increments_per_second", METRIC_WORDS, CHECKS,
-                observed, (claim_shared_memory, claim_sync_hardest))
+                observed, (claim_shared_memory, claim_sync_hardest), (verdicts,))

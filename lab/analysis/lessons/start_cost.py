@@ -1,9 +1,14 @@
 """Lesson start_cost: what a process costs to create and start (the tutorial's "12.2 µs"),
 its words, check, observed and claim."""
 
+from lab.analysis.lessons import judge as v
 from lab.analysis.lessons.base import (TUTORIAL, Lesson, distinct, per_python, rows_of, span,
-                                       values)
+                                       table_of, values)
 from lab.analysis.lessons.units import duration, times
+
+CLAIM = ("Creating a process costs 12.2 µs: that is Process() alone; a started process costs "
+         "at least 10x more")
+THRESHOLD = 10  # start()+join() over Process(): a start is no constructor when above
 
 METRIC_WORDS = {
     "start_join_us": "start()+join()", "constructor_us": "Process() alone",
@@ -19,7 +24,26 @@ def observed(item, rows):
             f"{distinct(values(rows, 'check.exit_codes'))}")
 
 
-def claim_constructor(summary, checks):
+def verdicts(trials, summary):
+    """Per (Python, CPU count, start method): start()+join() over Process() alone, > 10x."""
+    out = []
+    for python, cpus, rows in v.groups(rows_of(summary, every=True, lesson="start_cost")):
+        for method, group in rows.groupby("resolved_start_method", sort=True):
+            figure = f"start()+join() / Process() alone, {method}"
+            bad = v.errored(trials, group)
+            start = v.metric_values(trials, group, "start_join_us")
+            alone = v.metric_values(trials, group, "constructor_us")
+            if bad and len(start) < 2:
+                out.append(v.row(CLAIM, python, cpus, figure, v.NO_VERDICT,
+                                 threshold=THRESHOLD, note=f"{bad} trial(s) errored"))
+                continue
+            ratio, low, high, coverage, verdict = v.ratio_verdict(start, alone, THRESHOLD)
+            out.append(v.row(CLAIM, python, cpus, figure, verdict, ratio=ratio, low=low,
+                             high=high, coverage=coverage, threshold=THRESHOLD))
+    return out
+
+
+def claim_constructor(summary, checks, table=None):
     rows = rows_of(summary, lesson="start_cost")
     if rows.empty:
         return None
@@ -32,15 +56,16 @@ def claim_constructor(summary, checks):
     start_join = "; ".join(f"{method} {per_python(group, 'metric.start_join_us', duration)}"
                            for _, method, group in costs)
     ratio = (rows["metric.start_join_us"] / rows["metric.constructor_us"]).dropna()
-    held = bool(len(rows)) and float(rows["metric.start_join_us"].max()) <= 2 * tutorial
-    return ("Creating a process costs 12.2 µs (the tutorial's %time of Process())",
-            "held" if held else "not held",
-            f"{'Held' if held else 'Not held'}: Process() alone took {constructor} (nothing "
-            f"starts: the tutorial's {tutorial:g} µs timed only this, and %time on its own line "
-            f"times an empty statement); start()+join() of one process took {start_join}, "
-            f"{times(float(ratio.min()))} to {times(float(ratio.max()))} the constructor "
-            f"(medians per point, all CPU counts).")
+    medians = rows["metric.start_join_us"] / rows["metric.constructor_us"]
+    fallback = (v.HELD if bool((medians > THRESHOLD).all()) else
+                v.NOT_HELD if bool((medians <= THRESHOLD).all()) else v.PARTLY)
+    verdict = v.decided(table_of(table, CLAIM), fallback)
+    return (CLAIM, verdict,
+            f"{v.lead(verdict)}: Process() alone took {constructor}: the tutorial's "
+            f"{tutorial:g} µs timed only this constructor (nothing starts), not a process; "
+            f"start()+join() of one process took {start_join}, {times(float(ratio.min()))} to "
+            f"{times(float(ratio.max()))} the constructor (medians per point, all CPU counts).")
 
 
 LESSON = Lesson("start_cost", None, "start_join_us", METRIC_WORDS, CHECKS, observed,
-                (claim_constructor,))
+                (claim_constructor,), (verdicts,))
