@@ -22,6 +22,13 @@ def refusal(error):
     """(exit status, one line) for an error a user can cause or fix, else None (a bug)."""
     if isinstance(error, (BadInput, ImageError, RunFolderError, records.RecordsError)):
         return EXIT_BAD_INPUT, f"error: {error}"
+    if isinstance(error, BackendUnavailable):  # raised after connecting: a node's Python, a probe
+        text = " ".join(str(error).split())[:500]
+        hint = f"; {error.hint}" if error.hint else ""
+        # before a run folder exists nothing was written: refused (2); once a run exists, it
+        # is left unfinished (1), as a run the backend failed
+        status = EXIT_FAILED if getattr(error, "run_exists", False) else EXIT_BAD_INPUT
+        return status, f"error: {text}{hint}"
     import docker
     import requests
     if isinstance(error, (docker.errors.DockerException, requests.exceptions.RequestException)):

@@ -22,7 +22,7 @@ import pytest
 
 from lab import records
 from lab.sysinfo import format_cpu_list
-from lab.backends import slurm
+from lab.backends import slurm, slurm_commands
 from tests.conftest import PROJECT_ROOT, invoke
 from tests.test_testbed import STEP_CGROUP, facts_of, need
 
@@ -34,26 +34,26 @@ SMALL_IPC = ["--cpus", "1,2", "--channels", "pipe,queue", "--messages", "2000", 
 # --- without a cluster: what the backend reads from Slurm's words --------------------------------
 
 def test_srun_verbose_lines_give_the_job_step_and_node():
-    assert slurm._JOB_LINE.match("srun: job 30 queued and waiting for resources").group(1) == "30"
-    assert slurm._JOB_LINE.match("srun: jobid 26: nodes(1):`vm', cpu counts: 1(x1)").group(1) == "26"
-    assert slurm._LAUNCH_LINE.match("srun: launching StepId=26.0 on host vm, 1 tasks: 0"
+    assert slurm_commands.JOB_LINE.match("srun: job 30 queued and waiting for resources").group(1) == "30"
+    assert slurm_commands.JOB_LINE.match("srun: jobid 26: nodes(1):`vm', cpu counts: 1(x1)").group(1) == "26"
+    assert slurm_commands.LAUNCH_LINE.match("srun: launching StepId=26.0 on host vm, 1 tasks: 0"
                                     ).groups() == ("26", "0", "vm")
     line = "slurmstepd-vm: error: *** STEP 26.0 ON vm CANCELLED AT 2026-11-27T18:50:09 DUE TO TIME LIMIT ***"
-    assert slurm._DUE_TO[slurm._CANCELLED_LINE.search(line).group(3)] == "TIMEOUT"
+    assert slurm_commands.DUE_TO[slurm_commands.CANCELLED_LINE.search(line).group(3)] == "TIMEOUT"
     chatter = "srun: defined options\nsrun: error: vm: task 0: Terminated\nTraceback (most recent"
-    assert slurm.trial_stderr(chatter) == "srun: error: vm: task 0: Terminated\nTraceback (most recent"
+    assert slurm_commands.trial_stderr(chatter) == "srun: error: vm: task 0: Terminated\nTraceback (most recent"
 
 
 def test_time_limits_are_whole_minutes_and_nodes_states_are_read():
-    assert [slurm.time_limit_minutes(s) for s in (1, 60, 61, 600)] == [1, 1, 2, 10]
-    assert slurm.node_usable("IDLE") and slurm.node_usable("MIXED")
-    assert not any(slurm.node_usable(s) for s in ("DOWN*", "IDLE+DRAIN", "IDLE*", "DRAINED"))
-    fields = slurm.parse_fields("NodeName=vm CPUTot=2 CPUEfctv=2 State=IDLE OS=Linux 6.1 #1 SMP")
+    assert [slurm_commands.time_limit_minutes(s) for s in (1, 60, 61, 600)] == [1, 1, 2, 10]
+    assert slurm_commands.node_usable("IDLE") and slurm_commands.node_usable("MIXED")
+    assert not any(slurm_commands.node_usable(s) for s in ("DOWN*", "IDLE+DRAIN", "IDLE*", "DRAINED"))
+    fields = slurm_commands.parse_fields("NodeName=vm CPUTot=2 CPUEfctv=2 State=IDLE OS=Linux 6.1 #1 SMP")
     assert fields["NodeName"] == "vm" and fields["CPUTot"] == "2" and fields["State"] == "IDLE"
 
 
 def test_the_step_environment_leaves_out_the_labs_venv_and_an_enclosing_allocation():
-    env = slurm.minimal_env({"PATH": "/x/.venv/bin:/usr/bin:/bin", "VIRTUAL_ENV": "/x/.venv",
+    env = slurm_commands.minimal_env({"PATH": "/x/.venv/bin:/usr/bin:/bin", "VIRTUAL_ENV": "/x/.venv",
                              "SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "4",
                              "SLURM_ACCOUNT": "course", "PYTHONPATH": "/elsewhere"})
     assert env["PATH"] == "/usr/bin:/bin"

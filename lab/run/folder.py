@@ -114,7 +114,12 @@ class RunFolder:
         path = results_dir / new_run_id(task)
         path.mkdir()
         folder = cls(path)
-        folder.lock()
+        try:
+            folder.lock()
+        except RunFolderError:  # refused before anything is in it: no empty run left behind
+            (path / LOCK).unlink(missing_ok=True)
+            path.rmdir()
+            raise
         folder.point_latest()
         return folder
 
@@ -155,6 +160,12 @@ class RunFolder:
             handle.close()
             raise RunFolderError(f"run {self.run_id} is being run right now by {holder}; "
                                  f"wait for it to end or stop it first") from None
+        except OSError as error:  # no flock on this filesystem (e.g. Lustre without -o flock)
+            handle.close()
+            raise RunFolderError(f"the results folder {self.path.parent} is on a filesystem "
+                                 f"without file locks (flock: {error.strerror or error}), which "
+                                 f"keep two processes from writing one run; pass --results-dir "
+                                 f"a folder on a filesystem with locks (a local disk)") from None
         try:
             handle.seek(0)
             handle.truncate()

@@ -5,7 +5,8 @@ family's by the family), then one of three paths, each ending in the report and 
   a new run (session.new_run), --resume RUN (resume.resume_run), --plan FILE (session.rerun_plan).
 """
 
-from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, chosen, parse_shared
+from lab.backends import BackendUnavailable
+from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, BadInput, chosen, parse_shared, seconds
 from lab.run.resume import resume_run
 from lab.run.session import new_run, rerun_plan
 
@@ -26,14 +27,35 @@ def parse_flags(family, flags, config):
     return shared, options, given, values
 
 
+TRIAL_LIMIT_S = 600.0  # lab.trial_time_limit_s when no config sets it
+
+
+def trial_time_limit(lab):
+    """lab.trial_time_limit_s (INVOKE_LAB_TRIAL_TIME_LIMIT_S), checked: a setting, not a flag."""
+    value = lab.get("trial_time_limit_s")
+    value = TRIAL_LIMIT_S if value in (None, "") else value
+    try:
+        return seconds("lab.trial_time_limit_s", value, low=1)
+    except BadInput as why:
+        raise BadInput(f"{why} (INVOKE_LAB_TRIAL_TIME_LIMIT_S or invoke.yaml)") from None
+
+
 def run_family(family, flags, config, say=print):
-    """The whole task of `family`; returns the process exit code."""
+    """The whole task of `family`; returns the process exit code. A backend that gives out
+    during --resume (a node's Python gone, a host's probe failing) is marked `run_exists`:
+    the run is there, unfinished, so lab.commands.refusal ends it with exit 1, not 2."""
     shared, options, given, values = parse_flags(family, flags, config)
     lab_config = {**config.get("lab", {}), "results_dir": shared.results_dir,
-                  "trial_time_limit_s": shared.time_limit_s,
+                  "trial_time_limit_s": trial_time_limit(config.get("lab", {})),
                   "backend_options": {name: getattr(shared, name) for name in BACKEND_FLAGS}}
     if shared.resume is not None:  # `--resume ''` is refused, never ignored
-        return resume_run(family, shared, given, flags, lab_config, say)
+        try:
+            return resume_run(family, shared, given, flags, lab_config, say)
+        except BackendUnavailable as why:
+            why.run_exists = True
+            raise
     if shared.plan:
         return rerun_plan(family, shared, given, lab_config, say)
+    # a new run's folder is made only once every backend check has passed, and from then on
+    # the runner records a backend's failure in the run: what escapes here has written nothing
     return new_run(family, shared, options, values, lab_config, say)
