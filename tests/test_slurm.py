@@ -62,6 +62,39 @@ def test_the_step_environment_leaves_out_the_labs_venv_and_an_enclosing_allocati
     assert env["SLURM_ACCOUNT"] == "course"  # the user's own srun settings stay
 
 
+def test_maxtime_words_and_the_telling_line_of_a_failed_step():
+    minutes = slurm_commands.duration_minutes
+    assert [minutes(t) for t in ("UNLIMITED", "00:01:00", "5", "1-00:00:00", "2-12")] == \
+        [None, 1, 5, 1440, 3600]
+    stderr = ("srun: defined options\nslurmstepd-vm: error: execve(): /x/python3: No such file or "
+              "directory\nsrun: error: vm: task 0: Exited with exit code 2\n")
+    assert slurm_commands.why_failed(stderr, 2).endswith("/x/python3: No such file or directory")
+
+
+def test_the_check_and_a_trial_are_one_command_builder(tmp_path):
+    """Same srun flags, environment (the lab's venv left out), working directory and Python."""
+    backend = slurm.SlurmBackend({"results_dir": "results"}, "bench", {"vm": {}},
+                                 {"CPUTot": "2"})
+    backend.code_dir = backend.code_root / "abc"
+    assert backend.code_root.is_absolute()  # a relative results/ is read on the node otherwise
+    check = backend.step_command("multicore-lab-prepare", 1, 60, ["-c", "pass"])
+    trial = backend.step_command("multicore-lab-run", 1, 60, ["-m", "lab.experiments", "{}"])
+    assert check.env == trial.env and check.cwd == trial.cwd == str(backend.code_dir)
+    assert check.env["PYTHONPATH"] == str(backend.code_dir)
+    assert [a for a in check.argv if "job-name" not in a][:-2] == \
+        [a for a in trial.argv if "job-name" not in a][:-3]
+    assert f"--chdir={backend.code_dir}" in trial.argv
+
+
+def test_a_backend_failing_after_it_connected_is_one_line():
+    from lab.backends import BackendUnavailable
+    from lab.commands import refusal
+    error = BackendUnavailable("--python x: the pre-run check failed", hint="allowed: y")
+    assert refusal(error) == (2, "error: --python x: the pre-run check failed; allowed: y")
+    error.run_exists = True  # during --resume: the run is there, left unfinished
+    assert refusal(error)[0] == 1
+
+
 def test_the_trial_checks_a_count_and_its_cgroup_cpuset():
     from lab.experiments.__main__ import _count_error
     mine = sorted(os.sched_getaffinity(0))
