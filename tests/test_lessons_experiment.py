@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab.experiments import EXPERIMENTS, SpecError, TrialCheckFailed, lessons
-from lab.experiments import lessons_kit, lessons_life, lessons_sync
+from lab.experiments import lessons_kit, lessons_life, lessons_start, lessons_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CPUS = [0, 1]
@@ -112,11 +112,16 @@ def test_a_bad_spec_exits_2_before_anything_runs():
 # start_cost and pool_vs_process
 
 
-def test_start_cost_every_child_ran_and_wrote_its_pid():
+def test_start_cost_every_child_ran_its_target():
+    """The children take no argument (a shared array would be handed over by the resource
+    sharer under forkserver and spawn, inside the clock): the proof that each ran its target
+    is its exit code, read after the clock. (It used to write its pid into a RawArray.)"""
     record = passed("start_cost", {"repeats": 4, "constructors": 50, "pools": 2}, "forkserver")
     check = record["check"]
     assert check["start_method"] == "forkserver"
-    assert check["processes_ran"] == check["pids_written"] == 5
+    assert check["processes_ran"] == check["ran_target"] == 5
+    assert check["exit_codes"] == f"all {lessons_start.START_PROOF}"
+    assert check["arguments"] == "none (a bare start)"
     assert check["affinity"] == CPUS
     for name in ("constructor_us", "start_join_us", "pool_first_task_us",
                  "first_start_join_us", "start_join_over_constructor"):
@@ -199,13 +204,13 @@ def test_a_value_whose_lock_does_nothing_fails_and_the_real_lock_passes_the_same
 
 @pytest.mark.parametrize("primitive, start_method", [
     ("lock", "fork"), ("rlock", "spawn"), ("semaphore", "forkserver"), ("event", "fork"),
-    ("condition", "fork"), ("barrier", "fork"),
+    ("condition", "fork"), ("barrier", "fork"), ("semaphore_one", "fork"),
 ])
 def test_each_primitive_behaves_as_the_tutorial_says(primitive, start_method):
     record = passed("sync", {"primitive": primitive, "ops": 100}, start_method, 3)
     check = record["check"]
     assert value(record, "op_us") > 0
-    if primitive in ("lock", "rlock"):
+    if primitive in ("lock", "rlock", "semaphore_one"):
         assert check["most_inside"] == 1 and check["sections"] == 300
     if primitive == "lock":
         assert check["release_by_other_process"] == "allowed"
@@ -285,6 +290,10 @@ def test_terminate_gives_exit_code_minus_15():
 def test_a_daemon_child_dies_with_its_parents_normal_exit(start_method):
     record = passed("lifecycle", {"case": "daemon"}, start_method)
     assert record["check"]["daemon_gone"] is True
+    # the parent's exit handler terminates and joins its daemon children before it exits: the
+    # child is dead before the exit code exists (not "gone some µs after" it)
+    assert value(record, "daemon_dead_at_parent_exit") == 1
+    assert record["check"]["state_at_parent_exit"] in ("gone", "zombie")
     assert lessons_kit.pid_state(record["check"]["daemon_pid"]) != "alive"
 
 

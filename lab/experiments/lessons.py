@@ -8,10 +8,12 @@ of those claims and checks the behaviour it relies on; a wrong answer is a faile
 Variants (`params` pick the item inside a variant; `workers` and `start_method` come from the
 spec, None = the variant's default and the Python's default start method, recorded in
 check["start_method"]):
-  start_cost            start()+join() of one Process at a time, `repeats` times, against the
-                        Process() constructor alone (`constructors` times; the tutorial's
-                        "12.2 us") and against a fresh Pool(1)'s first result (`pools` times).
-                        Each child writes its pid back; exit codes must be 0
+  start_cost            start()+join() of one argument-free Process at a time, `repeats` times,
+                        against the Process() constructor alone (`constructors` times; the
+                        tutorial's "12.2 us") and against a fresh Pool(1)'s first result
+                        (`pools` times). Each child exits with START_PROOF (42) from its
+                        target, read after the clock: nothing is handed to it (a shared array
+                        would go through the resource sharer under forkserver and spawn)
   pool_vs_process       `runner`: pool (`tasks` short tasks of `task_iterations` loops through
                         one reused Pool(workers), `chunksize` 1.. or "auto"), process_per_task
                         (a Process per task, at most `workers` alive), and the tutorial's
@@ -26,6 +28,7 @@ check["start_method"]):
                         (SharedMemory counter under a Lock). `workers` x `increments` each,
                         released together by a Barrier; locked ones must be exact
   sync                  `primitive`: lock, rlock, semaphore (Semaphore(`semaphore_value`)),
+                        semaphore_one (Semaphore(1): the Lock's contention),
                         event, condition, barrier. Cost per operation across `workers`
                         processes, behaviour checked from perf_counter stamps taken inside:
                         a Lock's sections never overlap, a Semaphore never admits more than its
@@ -75,8 +78,8 @@ Metrics (name: unit):
   shared_state          increments_per_second, increment_us, lost_updates
   sync                  op_us, ops_per_second; wake_us (event), release_spread_us and
                         release_spread_max_us (barrier), most_inside (lock, rlock, semaphore)
-  lifecycle             terminate_join_us, alive_after_terminate (terminate); daemon_gone_ms
-                        (daemon); daemon_survived (daemon_parent_killed); items_put,
+  lifecycle             terminate_join_us, alive_after_terminate (terminate);
+                        daemon_dead_at_parent_exit (daemon); daemon_survived (daemon_parent_killed); items_put,
                         items_intact, get_blocked, put_get_ok (kill_mid_put)
   threads_vs_processes  iterations_per_second, workers_used
   queue_in_process      put_get_us, items_per_second
@@ -117,9 +120,10 @@ RUNNERS = {"pool_vs_process": ("pool", "process_per_task", "seed_one_process",
            "threads_vs_processes": ("serial", "threads", "processes")}
 DEFAULT_RUNNER = {"pool_vs_process": "pool", "threads_vs_processes": "threads"}
 STATES = ("manager_dict", "value_locked", "value_unlocked", "array_locked", "shared_memory")
-PRIMITIVES = ("lock", "rlock", "semaphore", "event", "condition", "barrier")
+PRIMITIVES = ("lock", "rlock", "semaphore", "semaphore_one", "event", "condition", "barrier")
 # Defaults sized so a trial's timed section lasts >= ~0.2 s on 2 CPUs (fork, 3.11).
-PRIMITIVE_OPS = {"lock": 100_000, "rlock": 50_000, "semaphore": 100_000, "event": 1_000,
+PRIMITIVE_OPS = {"lock": 100_000, "rlock": 50_000, "semaphore": 100_000,
+                 "semaphore_one": 100_000, "event": 1_000,
                  "condition": 4_000, "barrier": 2_000}
 STATE_INCREMENTS = {"manager_dict": 1_000, "value_locked": 150_000, "value_unlocked": 200_000,
                     "array_locked": 100_000, "shared_memory": 200_000}

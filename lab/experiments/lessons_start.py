@@ -6,6 +6,7 @@ nothing; the functions run in children are module-level so spawn and forkserver 
 
 import collections
 import os
+import sys
 import time
 
 from lab import sysinfo
@@ -14,7 +15,40 @@ from lab.experiments.lessons_kit import (SEED_POOL_WORKERS, SEED_TASKS, check_ta
                                          metric, quantile, task, task_star, wait_any)
 
 TUTORIAL_CONSTRUCTOR_US = 12.2  # the tutorial's %time of `multiprocessing.Process()`
-WARM_TASKS_PER_WORKER = 2  # untimed tasks that start a pool's workers before the clock
+WARM_WAIT_S = 60.0  # a warm-up task waits this long at most for the other workers to start
+
+_warm_barrier = None  # a pool worker's Barrier of all warm-up tasks (set by _pool_worker_init)
+
+
+def _pool_worker_init(barrier):
+    global _warm_barrier
+    _warm_barrier = barrier
+
+
+def warm_task(_index):
+    """One warm-up task per worker: it waits until every worker holds one, so each worker has
+    started (forkserver and spawn start them late) before the clock, none took two."""
+    _warm_barrier.wait(WARM_WAIT_S)
+    return os.getpid()
+
+
+def pool_size(workers):
+    """The workers Pool(workers) starts: Pool()'s own default where None (os.process_cpu_count
+    from 3.13, os.cpu_count before)."""
+    if workers:
+        return workers
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return count or 1
+
+
+START_PROOF = 42  # the exit code of a started child that ran its target (nothing else gives it)
+
+
+def ran_target():
+    """A bare child's proof that it ran its target: exit code START_PROOF. It takes no argument,
+    so nothing is handed over (a shared array under forkserver and spawn goes through the
+    resource sharer: one more connection per child, inside the clock)."""
+    sys.exit(START_PROOF)
 
 
 def write_pid(slots, index):
@@ -26,9 +60,14 @@ def pool_token(token):
     return token, os.getpid()
 
 
-def task_into_slot(slots, index, iterations):
-    """A Process per task: the loop count its sum proves goes back through its slot."""
-    slots[index] = task(index, iterations)[1]
+def task_into_slot(slots, index, iterations, stamps=None):
+    """A Process per task: the loop count its sum proves goes back through its slot; with
+    `stamps`, its work's start and end (perf_counter) and CPU seconds in slots 3i..3i+2."""
+    t0 = time.perf_counter()
+    answer = task(index, iterations)
+    slots[index] = answer[1]
+    if stamps is not None:
+        stamps[3 * index:3 * index + 3] = [t0, time.perf_counter(), answer[2]]
 
 
 def _cpu_times():
@@ -41,9 +80,10 @@ def _cpu_times():
 # start_cost
 
 
-def _start_join(context, slots, index, timeout_s):
-    """One Process started and joined; returns its seconds (start() to join() returning)."""
-    process = context.Process(target=write_pid, args=(slots, index))
+def _start_join(context, index, timeout_s):
+    """One argument-free Process started and joined; returns its seconds (start() to join()
+    returning). Its exit code, read after the clock, proves it ran its target."""
+    process = context.Process(target=ran_target)
     start = time.perf_counter()
     process.start()
     process.join(timeout_s)
@@ -51,21 +91,20 @@ def _start_join(context, slots, index, timeout_s):
     if process.exitcode is None:
         stop_processes([process], graceful=False)
         raise TimeoutError(f"process {index} did not end within timeout_s={timeout_s:g}")
-    if process.exitcode != 0:
-        raise TrialCheckFailed(f"process {index} exited with code {process.exitcode}")
-    if slots[index] != process.pid:
-        raise TrialCheckFailed(f"process {index} (pid {process.pid}) did not write its pid; "
-                               f"its slot holds {slots[index]}")
+    if process.exitcode != START_PROOF:
+        raise TrialCheckFailed(f"process {index} (pid {process.pid}) exited with code "
+                               f"{process.exitcode}, not {START_PROOF}: it did not run its "
+                               f"target")
     process.close()
     return seconds
 
 
-def _constructor_seconds(context, slots, count):
+def _constructor_seconds(context, count):
     """Process() alone, as the tutorial timed it: nothing is started."""
     seconds = []
     for _ in range(count):
         start = time.perf_counter()
-        context.Process(target=write_pid, args=(slots, 0))
+        context.Process(target=ran_target)
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -87,11 +126,10 @@ def _pool_first_task(context, token, timeout_s):
 
 def run_start_cost(context, p, workers, cpus, variant):
     repeats = p["repeats"]
-    slots = context.RawArray("q", repeats + 1)  # slot i: the pid child i wrote
-    first = _start_join(context, slots, 0, p["timeout_s"])  # a fork server starts here
-    constructor = _constructor_seconds(context, slots, p["constructors"])
+    first = _start_join(context, 0, p["timeout_s"])  # a fork server starts here
+    constructor = _constructor_seconds(context, p["constructors"])
     cpu_before = _cpu_times()
-    durations = [_start_join(context, slots, i, p["timeout_s"]) for i in range(1, repeats + 1)]
+    durations = [_start_join(context, i, p["timeout_s"]) for i in range(1, repeats + 1)]
     cpu = _cpu_times() - cpu_before
     pools = [_pool_first_task(context, k, p["timeout_s"]) for k in range(p["pools"])]
     start_join_us = median(durations) * 1e6
@@ -104,7 +142,8 @@ def run_start_cost(context, p, workers, cpus, variant):
         "pool_first_task_us": metric(median(pools) * 1e6, "us"),
         "start_join_over_constructor": metric(start_join_us / constructor_us, "ratio"),
     }
-    check = {"processes_ran": repeats + 1, "exit_codes": "all 0", "pids_written": repeats + 1,
+    check = {"processes_ran": repeats + 1, "exit_codes": f"all {START_PROOF}",
+             "ran_target": repeats + 1, "arguments": "none (a bare start)",
              "constructors": p["constructors"], "pools": p["pools"],
              "tutorial_constructor_us": TUTORIAL_CONSTRUCTOR_US,
              "cpu_seconds_covers": "this process and its reaped children (a fork server's "
@@ -117,15 +156,18 @@ def run_start_cost(context, p, workers, cpus, variant):
 
 
 def _pool_tasks(context, p, workers):
+    size = pool_size(workers)
+    barrier = context.Barrier(size)
     pool_start = time.perf_counter()
-    pool = context.Pool(workers)
+    pool = context.Pool(size, initializer=_pool_worker_init, initargs=(barrier,))
     pool_start = time.perf_counter() - pool_start
-    size = pool._processes  # what Pool() chose when workers is None
     chunksize = None if p["chunksize"] == "auto" else p["chunksize"]
     jobs = [(i, p["task_iterations"]) for i in range(p["tasks"])]
     try:
-        warm = [(i, 1) for i in range(size * WARM_TASKS_PER_WORKER)]
-        pool.map_async(task_star, warm, chunksize=1).get(p["timeout_s"])
+        warmed = pool.map_async(warm_task, range(size), chunksize=1).get(p["timeout_s"])
+        if len(set(warmed)) != size:
+            raise TrialCheckFailed(f"the warm-up reached {len(set(warmed))} of the {size} "
+                                   f"pool workers")
         start = time.perf_counter()
         answers = pool.map_async(task_star, jobs, chunksize=chunksize).get(p["timeout_s"])
         seconds = time.perf_counter() - start
@@ -134,7 +176,8 @@ def _pool_tasks(context, p, workers):
         pool.join()
     resolved = chunksize or _auto_chunksize(len(jobs), size)
     return answers, seconds, size, {"pool_start_us": metric(pool_start * 1e6, "us")}, \
-        {"chunksize": resolved}
+        {"chunksize": resolved, "warmed_workers": size,
+         "warm_up": "one task per worker behind a Barrier of all of them"}
 
 
 def _auto_chunksize(tasks, workers):
@@ -194,9 +237,10 @@ def _seed_one_process(p):
 
 def _seed_two_processes(context, p):
     """The tutorial's In [21]: two Processes of one task each, timed from creation to join."""
-    slots = context.RawArray("q", 2)
+    slots, stamps = context.RawArray("q", 2), context.RawArray("d", 6)
     start = time.perf_counter()
-    processes = [context.Process(target=task_into_slot, args=(slots, i, p["seed_iterations"]))
+    processes = [context.Process(target=task_into_slot,
+                                 args=(slots, i, p["seed_iterations"], stamps))
                  for i in range(2)]
     try:
         for process in processes:
@@ -209,9 +253,13 @@ def _seed_two_processes(context, p):
     codes = [process.exitcode for process in processes]
     if codes != [0, 0]:
         raise TrialCheckFailed(f"the tutorial's two processes exited with {codes}")
-    answers = [(i, slots[i]) for i in range(2)]
+    answers = [(i, slots[i], stamps[3 * i + 2]) for i in range(2)]
+    work = max(stamps[1], stamps[4]) - min(stamps[0], stamps[3])
     return answers, seconds, 2, {}, {"timing": "tutorial: creation to join",
-                                     "note": "the tutorial ran 2 tasks here against 6 serially"}
+                                     "note": "the tutorial ran 2 tasks here against 6 serially",
+                                     "section_seconds": work,
+                                     "section": "the two tasks' work, first start to last end "
+                                                "(their CPU time is judged against it)"}
 
 
 def _seed_pool(context, p, workers):

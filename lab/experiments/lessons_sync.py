@@ -5,8 +5,13 @@ what the tutorial says, judged from perf_counter stamps taken inside the critica
                           sections of different processes never overlap (semaphore: never more
                           than `semaphore_value` at once). rlock re-enters each time, and before
                           the clock a release by a process that does not own it must raise
+  semaphore_one           Semaphore(1) under the Lock's contention (a mutex against a
+                          semaphore: in CPython both are the same SemLock code)
   event                   worker 0 sets, the others wait, `ops` rounds: every waiter wakes every
-                          round, none before the set() stamp
+                          round, none before the set() stamp. A round is set, wake and two
+                          Barrier waits (clear only when all woke): wake_us is the Event's own
+  (event, barrier, and the sections start together behind a start Barrier: no worker's
+  start-up is inside the timed section)
   condition               worker 0 produces `ops` items into a one-slot buffer, the others
                           consume; replayed in stamp order the buffer never goes below 0 or
                           above 1, and every item is consumed once
@@ -57,7 +62,8 @@ def section_worker(index, start, lock, ops, hold_s, reenter):
             "exits": exits}
 
 
-def event_setter(index, event, woke, rounds):
+def event_setter(index, start, event, woke, rounds):
+    start.wait(WAIT_S)  # every worker started: no start-up inside the section
     cpu = time.process_time()
     t0 = time.perf_counter()
     set_at = []
@@ -71,7 +77,8 @@ def event_setter(index, event, woke, rounds):
     return {"t0": t0, "t1": t1, "cpu_seconds": time.process_time() - cpu, "set_at": set_at}
 
 
-def event_waiter(index, event, woke, rounds):
+def event_waiter(index, start, event, woke, rounds):
+    start.wait(WAIT_S)
     cpu = time.process_time()
     t0 = time.perf_counter()
     woke_at = []
@@ -128,7 +135,8 @@ def condition_consumer(index, start, condition, items, done):
     return {"t0": t0, "t1": t1, "cpu_seconds": time.process_time() - cpu, "consumed": consumed}
 
 
-def barrier_party(index, barrier, rounds):
+def barrier_party(index, start, barrier, rounds):
+    start.wait(WAIT_S)  # every party started: the first round is not a start-up race
     cpu = time.process_time()
     t0 = time.perf_counter()
     arrived, left = [], []
@@ -254,6 +262,8 @@ def _sections(context, p, workers, variant):
     check = {}
     if variant == "test_lock_does_not_lock":
         lock, limit = NoopLock(), 1
+    elif primitive == "semaphore_one":  # Semaphore(1): the Lock's contention, the same code
+        lock, limit = context.Semaphore(1), 1
     elif primitive == "semaphore":
         admits = p["semaphore_value"] + (1 if variant == "test_semaphore_admits_three" else 0)
         lock, limit = context.Semaphore(admits), p["semaphore_value"]
@@ -284,9 +294,10 @@ def _event(context, p, workers):
         raise SpecError("lessons sync event needs 2 or more workers (a setter and a waiter)")
     rounds = p["ops"]
     event, woke = context.Event(), context.Barrier(workers, timeout=WAIT_S)
+    start = context.Barrier(workers, timeout=WAIT_S)
     with Crew(context, p["timeout_s"]) as crew:
-        crew.start(event_setter, [(event, woke, rounds)])
-        crew.start(event_waiter, [(event, woke, rounds)] * (workers - 1))
+        crew.start(event_setter, [(start, event, woke, rounds)])
+        crew.start(event_waiter, [(start, event, woke, rounds)] * (workers - 1))
         reports = crew.collect()
     latencies = check_event_rounds(reports[0]["set_at"], [r["woke_at"] for r in reports[1:]])
     seconds = span(reports)
@@ -320,8 +331,9 @@ def _barrier(context, p, workers):
         raise SpecError("lessons sync barrier needs 2 or more workers (parties)")
     rounds, bound_s = p["ops"], p["barrier_bound_ms"] / 1e3
     barrier = context.Barrier(workers, timeout=WAIT_S)
+    start = context.Barrier(workers, timeout=WAIT_S)
     with Crew(context, p["timeout_s"]) as crew:
-        crew.start(barrier_party, [(barrier, rounds)] * workers)
+        crew.start(barrier_party, [(start, barrier, rounds)] * workers)
         reports = crew.collect()
     spreads = check_barrier_rounds([r["arrived"] for r in reports],
                                    [r["left"] for r in reports], bound_s)
@@ -335,7 +347,7 @@ def _barrier(context, p, workers):
 def run_sync(context, p, workers, cpus, variant):
     workers = workers or max(4, len(cpus))
     primitive = p["primitive"]
-    if primitive in ("lock", "rlock", "semaphore"):
+    if primitive in ("lock", "rlock", "semaphore", "semaphore_one"):
         seconds, reports, metrics, check = _sections(context, p, workers, variant)
     elif primitive == "event":
         seconds, reports, metrics, check = _event(context, p, workers)

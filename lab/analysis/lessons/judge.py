@@ -74,7 +74,9 @@ def shortfalls(trials, summary_rows, usable):
     mine = mine[mine["ok"] == True]  # noqa: E712
     out = []
     for _, trial in mine.iterrows():
-        seconds = trial.get("seconds")
+        seconds = trial.get("check.section_seconds")  # where the CPU time has its own section
+        if seconds is None or pd.isna(seconds):
+            seconds = trial.get("seconds")
         cpus = usable(trial)
         if not seconds or not cpus or pd.isna(seconds):
             continue

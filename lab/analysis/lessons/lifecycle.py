@@ -6,10 +6,11 @@ from lab.analysis.lessons.base import (Lesson, check_row, distinct, per_python, 
                                        table_of, values)
 from lab.analysis.lessons.units import duration
 
-HEADLINE = {"terminate": "terminate_join_us", "daemon": "daemon_gone_ms",
+HEADLINE = {"terminate": "terminate_join_us", "daemon": "daemon_dead_at_parent_exit",
             "daemon_parent_killed": "daemon_survived", "kill_mid_put": "items_intact"}
 METRIC_WORDS = {"terminate_join_us": "terminate()+join()",
                 "daemon_gone_ms": "daemon gone after its parent's exit",
+                "daemon_dead_at_parent_exit": "daemon dead before its parent's exit",
                 "daemon_survived": "daemon survived", "items_intact": "items intact"}
 TERMINATE_CLAIM = "terminate() kills a process: exit code -15"
 DAEMON_CLAIM = "A daemon process ends when the main process exits"
@@ -32,9 +33,14 @@ def observed(item, rows):
                 f"still alive right after terminate(): "
                 f"{span(values(rows, 'check.alive_right_after_terminate'))}")
     if item == "daemon":
-        return (f"gone in every trial, "
-                f"{span(metric('daemon_gone_ms'), lambda v: duration(v * 1e3))}"
-                f" after the parent's exit code")
+        first = metric("daemon_dead_at_parent_exit")
+        if not first:  # a run from before the order was recorded
+            return (f"gone in every trial, "
+                    f"{span(metric('daemon_gone_ms'), lambda v: duration(v * 1e3))}"
+                    f" after the parent's exit code was seen")
+        return (f"gone in every trial; dead before its parent's exit in "
+                f"{sum(1 for x in first if x)} of {len(first)} trials (the parent's exit "
+                f"handler terminates and joins its daemon children before it exits)")
     if item == "daemon_parent_killed":
         survived = metric("daemon_survived")
         return (f"survived in {sum(1 for v in survived if v)} of {len(survived)} trials "
