@@ -1,6 +1,7 @@
 """`invoke ipc` on a real engine: every channel counts exactly, a broken channel fails, bad input
 and over-budget points are refused before any container starts."""
 
+import csv
 import json
 import os
 import time
@@ -54,10 +55,18 @@ def test_every_channel_size_and_cpu_count_delivers_the_exact_count(ipc_run):
 def test_the_tutorials_table_and_charts_are_written(ipc_run):
     folder, done = ipc_run
     assert "Sending 1000 numbers to Pipe() took" in done.stdout
-    assert "Sending 1000 numbers to JoinableQueue() took" in done.stdout
+    # the handshake clock's bounded queue says its bound; the unbounded one beside it
+    assert "Sending 1000 numbers to JoinableQueue(maxsize=1000) took" in done.stdout
+    assert "Sending 1000 numbers to JoinableQueue() + credits took" in done.stdout
     assert (folder / "ipc_channels.png").stat().st_size > 5000
-    summary = (folder / "summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + len(CHANNELS) * 2 * 2  # a header and one row per point
+    summary = list(csv.DictReader((folder / "summary.csv").open()))
+    assert len(summary) == len(CHANNELS) * 2 * 2  # one row per point
+    names = {(row["variant"], row["param.size_bytes"]): (row["channel"], row["queue_maxsize"])
+             for row in summary}
+    assert names[("queue", "0")] == ("Queue(maxsize=1000)", "1000")
+    assert names[("queue", "4096")][0].startswith("Queue(maxsize=")
+    assert names[("queue_unbounded", "0")] == ("Queue() + credits", "0")
+    assert names[("pipe", "0")] == ("Pipe()", "")
 
 
 def test_latency_split_across_two_cpus_reports_percentiles(engine, trial_image, tmp_path):

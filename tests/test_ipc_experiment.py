@@ -330,3 +330,71 @@ def test_the_trial_runs_through_the_container_entry_point():
     assert result["ok"] is True and result["check"]["received"] == N
     failed = run({**spec, "variant": "test_drop_one"})
     assert failed["ok"] is False and failed["error"].startswith("check failed:")
+
+
+# ---------------------------------------------------------------------------------------------
+# The unbounded queues: the tutorial's maxsize 0, the producer paced by the consumer's credits
+
+
+def test_a_credit_paced_producer_stops_at_its_window_until_the_consumer_acknowledges():
+    from lab.experiments import ipc_credits
+    put = []
+    reader, writer = os.pipe()
+    try:
+        send = ipc_credits.credited_sender(put.append, reader, window=4, every=2,
+                                           deadline=time.monotonic() + 0.2)
+        for item in range(4):
+            send(item)  # the window: 4 messages ahead of any acknowledgement
+        with pytest.raises(TimeoutError, match="credit window full"):
+            send(4)  # nobody acknowledges: it waits, then gives up at the deadline
+        assert put == [0, 1, 2, 3]
+        recv = ipc_credits.crediting_receiver(lambda: put.pop(0), writer, every=2)
+        assert [recv(), recv()] == [0, 1]  # two taken: one acknowledgement byte
+        send(4)
+        send(5)  # the acknowledgement gave 2 more
+        assert put == [2, 3, 4, 5]
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
+@pytest.mark.parametrize("channel", ["queue_unbounded", "joinable_queue_unbounded"])
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_an_unbounded_queue_runs_through_its_credit_window_and_delivers_exactly(channel,
+                                                                                 start_method):
+    cfg = ipc.derive(channel, ipc.normalize(channel, {"size_bytes": 64 << 10}))
+    assert cfg["queue_maxsize"] == 0 and cfg["credit_window"] == 255  # 16 MiB of 64 KiB frames
+    result = trial(channel, start_method=start_method, messages=2000, size_bytes=64 << 10)
+    assert_delivered(result, messages=2000)  # 2000 frames through a window of 255: 7 times over
+    assert result["check"]["queue_maxsize"] == 0
+    small = ipc.derive(channel, ipc.normalize(channel, {}))
+    assert small["credit_window"] > 300_000  # small ints: a sized run never reaches it
+
+
+@pytest.mark.parametrize("params", [{"timing": "seed"}, {"pattern": "pingpong"},
+                                    {"producers": 2, "consumers": 2}, {"queue_maxsize": 10}])
+def test_an_unbounded_queue_is_the_handshake_streams_alone(params):
+    with pytest.raises(SpecError, match="the handshake clock's unbounded queue"):
+        ipc_budget.validate("queue_unbounded", params)
+
+
+def test_the_queue_is_bounded_under_the_handshake_clock_and_says_by_what():
+    handshake = ipc.queue_bound("queue", ipc.normalize("queue", {}))
+    assert handshake == 1000 and ipc.queue_bound("queue", ipc.normalize(
+        "queue", {"size_bytes": 64 << 10})) == 255
+    assert ipc.queue_bound("queue", ipc.normalize("queue", {"timing": "seed"})) == 0
+    assert ipc.queue_bound("pipe", ipc.normalize("pipe", {})) is None
+    from lab.experiments.ipc_catalog import display
+    assert display("queue", 1000) == "Queue(maxsize=1000)"
+    assert display("manager_queue", 255) == "Manager().Queue(maxsize=255)"
+    assert display("queue", 0) == "Queue()" and display("pipe") == "Pipe()"
+
+
+def test_every_channel_is_one_catalog_entry_and_a_missing_send_cost_is_no_key_error():
+    from lab.experiments import ipc_catalog
+    assert ipc.CHANNELS == tuple(ipc_catalog.CATALOG)
+    for channel in ipc.VARIANTS:  # each has a cost: the estimate never fails on a channel
+        assert ipc_budget.estimate({"messages": 1000}, channel)["seconds_estimate"] > 0
+    assert ipc_budget.send_cost("a_channel_not_in_the_catalog") == ipc_catalog.DEFAULT_SEND_US
+    bare = ipc_catalog.ChannelFacts("new_channel", "New()")  # an entry that names no cost
+    assert bare.send_us == ipc_catalog.DEFAULT_SEND_US and bare.base == "new_channel"

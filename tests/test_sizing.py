@@ -101,3 +101,21 @@ def test_a_plan_rerun_runs_exactly_the_sized_counts(sized_run, tmp_path):
     counts = {(r["point_id"], r["params"]["messages"]) for r in records_of(again)}
     for point_id, params in sizing.items():
         assert {c for p, c in counts if p == point_id} == {params["messages"]}  # warm-up too
+
+
+def test_bytes_per_trial_caps_a_sized_count(engine, trial_image, tmp_path):
+    """--messages auto sizes a 64 KiB point to thousands of messages; --bytes-per-trial 640KiB
+    caps it at 640 KiB / 64 KiB = 10, for the warm-up and the measured trials alike, and the
+    plan keeps the cap (so --plan and --resume size the same) and the count."""
+    done = invoke("ipc", "--cpus", "1", "--channels", "pipe", "--sizes", "64KiB",
+                  "--patterns", "stream", "--end-placement", "free", "--messages", "auto",
+                  "--bytes-per-trial", "640KiB", "--repeat", "1", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = (tmp_path / "latest").resolve()
+    plan = json.loads((folder / "plan.json").read_text())
+    (point,) = plan["points"]
+    assert point["params"]["messages"] == "auto"
+    assert point["params"]["bytes_per_trial"] == 640 << 10
+    (sized,) = plan["sizing"].values()
+    assert sized["messages"] == 10
+    assert {r["params"]["messages"] for r in records_of(folder)} == {10}  # warm-up too

@@ -1,5 +1,5 @@
 """IPC runs in pandas: per point medians of messages/s, bytes/s and latency; the tutorial's table;
-the headline ratios (shared-memory ring against Queue, best channel against raw os.pipe)."""
+the channel's name with its bound. The headline ratios are lab.analysis.ipc_headlines."""
 
 import math
 
@@ -7,14 +7,11 @@ import pandas as pd
 
 from lab.analysis.trials import measured, point_stats
 from lab.experiments.ipc import TUTORIAL_CHANNELS as TUTORIAL
+from lab.experiments.ipc import normalize, queue_bound
+from lab.experiments.ipc_catalog import CATALOG, display
 
-DISPLAY = {  # the channel as the tutorial (or the docs) would write it
-    "pipe": "Pipe()", "queue": "Queue()", "joinable_queue": "JoinableQueue()",
-    "pipe_oneway": "Pipe(duplex=False)", "simple_queue": "SimpleQueue()",
-    "pipe_bytes": "Pipe().send_bytes()", "manager_queue": "Manager().Queue()",
-    "unix_socket": "socketpair(AF_UNIX)", "shm_ring": "shared-memory ring",
-    "os_pipe": "os.pipe() (reference)",
-}
+# the channel as the tutorial (or the docs) would write it; a bounded queue by its bound too
+DISPLAY = {name: facts.display for name, facts in CATALOG.items()}
 METRICS = ("messages_per_second", "bytes_per_second", "p50_us", "p99_us")
 
 
@@ -32,7 +29,8 @@ def summary(trials):
         stats = stats.join(grouped.median().rename(metric), on="point_id")
         stats = stats.join(grouped.min().rename(f"{metric}_min"), on="point_id")
         stats = stats.join(grouped.max().rename(f"{metric}_max"), on="point_id")
-    stats["channel"] = stats["variant"].map(lambda v: DISPLAY.get(v, v))
+    stats = stats.join(_bounds(trials), on="point_id")
+    stats["channel"] = [channel_name(row) for _, row in stats.iterrows()]
     stats["tutorial"] = stats["variant"].isin(TUTORIAL)
     stats["ends"] = [f"{int(p)}:{int(c)}" for p, c in zip(stats["param.producers"],
                                                           stats["param.consumers"])]
@@ -43,6 +41,53 @@ def summary(trials):
             "channel_order", "param.messages"]
     return stats.sort_values([k for k in keys if k in stats.columns],
                              kind="stable").reset_index(drop=True)
+
+
+def _bounds(trials):
+    """queue_maxsize per point as its trials recorded it (check.queue_maxsize; 0: unbounded,
+    NaN: a channel without a bound), or as the params give it where no trial recorded one."""
+    recorded = (measured(trials).groupby("point_id")["check.queue_maxsize"].first()
+                if "check.queue_maxsize" in trials.columns else pd.Series(dtype=float))
+    bounds = {}
+    for point_id, rows in trials.groupby("point_id"):
+        value = recorded.get(point_id, math.nan)
+        if value is None or pd.isna(value):
+            value = _bound_from_params(rows.iloc[0])
+        bounds[point_id] = None if value is None or pd.isna(value) else int(value)
+    return pd.Series(bounds, name="queue_maxsize", dtype="Int64")  # summary.csv: 1000, not 1000.0
+
+
+def _bound_from_params(row):
+    keys = ("size_bytes", "batch", "timing", "queue_maxsize", "pattern", "producers",
+            "consumers")
+    params = {}
+    for key in keys:
+        value = row.get(f"param.{key}")
+        if value is not None and not pd.isna(value):
+            params[key] = value.item() if hasattr(value, "item") else value  # numpy -> Python
+    try:
+        return queue_bound(row["variant"], normalize(row["variant"], params))
+    except Exception:  # an old or foreign record: no bound known
+        return None
+
+
+def channel_name(row):
+    """The channel's name for one point: `Queue(maxsize=1000)` where the queue was bounded,
+    `Queue()` where it was not (timing=seed: the tutorial's)."""
+    bound = row.get("queue_maxsize") if hasattr(row, "get") else None
+    return display(row["variant"], None if bound is None or pd.isna(bound) else bound)
+
+
+def channel_label(rows):
+    """One name for a channel's rows (a chart's legend): the name they share, or the range of
+    bounds where they differ (64 KiB frames get a smaller bound: `Queue(maxsize=255..1000)`)."""
+    names = list(dict.fromkeys(rows["channel"]))
+    bounds = sorted({int(b) for b in rows.get("queue_maxsize", pd.Series(dtype=float)).dropna()
+                     if b})
+    if len(names) == 1 or len(bounds) < 2:
+        return names[0]
+    shown = DISPLAY.get(rows["variant"].iloc[0], names[0])
+    return f"{shown[:-1]}maxsize={bounds[0]}..{bounds[-1]})"
 
 
 def streams_of_small_messages(table):
@@ -88,54 +133,3 @@ def display_table(table):
 
 def _fmt(value, pattern):
     return "-" if value is None or pd.isna(value) else pattern.format(value)
-
-
-# What tells two points of one channel apart beyond CPUs and placement: the sentences group by it.
-_GROUPS = ("python", "param.messages", "param.timing", "host")
-
-
-def _groups(rows, extra=()):
-    """(words, rows) per CPU count, placement and whatever else varies in `rows` (Python, count,
-    clock): each group holds at most one point per channel."""
-    varying = [k for k in _GROUPS if k in rows and rows[k].astype(str).nunique() > 1]
-    keys = ["cpus", "param.placement", *extra,
-            *(k for k in _GROUPS if k in rows and (k != "host" or k in varying))]
-    for values, group in rows.groupby(keys, sort=True):
-        where = dict(zip(keys, values))
-        words = f"{_cpus(where['cpus'])}, ends {where['param.placement']}"
-        words += "".join({"python": f", Python {where['python']}",
-                          "param.messages": f", {int(where['param.messages']):,} messages",
-                          "param.timing": f", clock {where['param.timing']}",
-                          "host": f", host {where.get('host')}"}[k] for k in varying)
-        yield words, group.drop_duplicates("variant").set_index("variant")
-
-
-def headlines(table):
-    """The questions of the issue answered from this run, as sentences with their ratios: one
-    per CPU count, placement and (where a run has several) Python, message count and clock."""
-    out = []
-    for words, group in _groups(streams_of_small_messages(table)):
-        rate = group["messages_per_second"]
-        if {"shm_ring", "queue"} <= set(rate.index):
-            out.append(f"{words}: shared-memory ring "
-                       f"{rate['shm_ring'] / rate['queue']:.1f}x the messages/s of Queue() "
-                       f"({rate['shm_ring']:,.0f} vs {rate['queue']:,.0f})")
-        if {"pipe", "queue"} <= set(rate.index):
-            faster = "faster" if rate["pipe"] > rate["queue"] else "slower"
-            out.append(f"{words}: Pipe() is {faster} than Queue(), "
-                       f"{rate['pipe'] / rate['queue']:.2f}x its messages/s")
-    big = table[(table["param.pattern"] == "stream") & (table["param.size_bytes"] == 64 * 1024)
-                & (table["ends"] == "1:1") & (table["param.batch"] == 1)]
-    for words, group in _groups(big):
-        rate = group["bytes_per_second"].dropna()
-        if "os_pipe" in rate.index and len(rate) > 1:
-            others = rate.drop("os_pipe")
-            best = others.idxmax()
-            out.append(f"{words}, 64 KiB: best channel {DISPLAY[best]} moves "
-                       f"{others[best] / 1e9:.2f} GB/s, {others[best] / rate['os_pipe']:.0%} of "
-                       f"raw os.pipe ({rate['os_pipe'] / 1e9:.2f} GB/s)")
-    return out
-
-
-def _cpus(count):
-    return f"{count} CPU{'s' if count != 1 else ''}"

@@ -19,15 +19,11 @@ import os
 import socket
 import struct
 
-# The pickling channels (Python objects in, Python objects out).
-PICKLE_KINDS = ("pipe", "pipe_oneway", "queue", "joinable_queue", "simple_queue",
-                "manager_queue")
-# The byte channels (bytes-like frames in, bytes out).
-BYTE_KINDS = ("pipe_bytes", "unix_socket", "shm_ring", "os_pipe")
-# Channels that many producers and consumers may share (each end takes a lock).
-QUEUE_KINDS = ("queue", "joinable_queue", "simple_queue", "manager_queue")
-# One object carries both directions (ping-pong uses one; the others get a second channel back).
-DUPLEX_KINDS = ("pipe", "pipe_bytes", "unix_socket")
+from lab.experiments import ipc_credits
+# The kinds of machinery; lab.experiments.ipc_catalog holds every channel's facts.
+from lab.experiments.ipc_catalog import (BYTE_KINDS, DUPLEX_KINDS, PICKLE_KINDS,  # noqa: F401
+                                         QUEUE_KINDS, facts)
+
 # Deliberately broken channels for the checks' own tests: the channel they imitate. Their
 # trials must fail; ipc.CHANNELS (the user-facing list) never holds them.
 TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes",
@@ -37,8 +33,9 @@ LENGTH = struct.Struct("<I")  # the unix socket's length prefix
 
 
 def base_kind(kind):
-    """The real channel a kind is built on (itself, or what a test double imitates)."""
-    return TEST_DOUBLES.get(kind, kind)
+    """The machinery a kind is built on: itself, what a test double imitates, or what the
+    catalog says (queue_unbounded: queue)."""
+    return facts(TEST_DOUBLES.get(kind, kind)).base
 
 
 class Channel:
@@ -51,6 +48,9 @@ class Channel:
         self.ring = None
         self.pipe_buffer_bytes = None
         self._sockets = ()
+        self.credits = None  # (reader, writer) of the credit pipe of an unbounded queue
+        if facts(kind).credits:
+            self.credits = context.Pipe(duplex=False)  # the consumer's acknowledgements
         if base in ("pipe", "pipe_bytes"):
             self.a, self.b = context.Pipe(duplex=True)  # on Linux: a socketpair
         elif base in ("pipe_oneway", "os_pipe"):
@@ -88,7 +88,9 @@ class Channel:
 
         On the queue kinds the consumer may also send (the stop markers of many consumers)."""
         back = self.a if self.base in QUEUE_KINDS else None
-        return End(self.kind, tx=self.a, rx=None), End(self.kind, tx=back, rx=self.b)
+        reader, writer = self.credits or (None, None)
+        return (End(self.kind, tx=self.a, rx=None, credits=reader),
+                End(self.kind, tx=back, rx=self.b, credits=writer))
 
     def close(self):
         """Free what the channel holds in this process (after every end has finished)."""
@@ -117,6 +119,8 @@ class Channel:
             yield self.b.close
         for sock in self._sockets:
             yield sock.close
+        for end in self.credits or ():
+            yield end.close
 
 
 def _grow_pipe(fd, wanted):
@@ -167,12 +171,15 @@ class Port:
 
 
 class End:
-    """One end of a channel, picklable: `tx` is what it sends on, `rx` what it receives from."""
+    """One end of a channel, picklable: `tx` is what it sends on, `rx` what it receives from;
+    `credits` the producer's read end or the consumer's write end of an unbounded queue's
+    credit pipe (lab.experiments.ipc_credits), else None."""
 
-    def __init__(self, kind, tx, rx):
+    def __init__(self, kind, tx, rx, credits=None):
         self.kind = kind
         self.tx = tx
         self.rx = rx
+        self.credits = credits
 
     def open(self, cfg):
         """The callables of this end, in the calling process. `cfg` is the trial's derived
@@ -217,6 +224,13 @@ class End:
                 recv = ring_rx.get
         else:
             raise ValueError(f"unknown channel {self.kind!r}")
+        if self.credits is not None:
+            window, every = cfg["credit_window"], cfg["credit_every"]
+            if self.rx is None:  # the producer
+                send = ipc_credits.credited_sender(send, self.credits.fileno(), window, every,
+                                                   cfg.get("deadline"))
+            else:
+                recv = ipc_credits.crediting_receiver(recv, self.credits.fileno(), every)
         if send is not None and self.kind == "test_drop_one":
             send = _dropping(send, cfg["broken_message"])
         if send is not None and self.kind == "test_corrupt_one":

@@ -91,9 +91,11 @@ class IpcFamily(Family):
         "end_placement": "where the two ends run: free, same (one CPU), split (own CPUs)",
         "patterns": "stream (throughput) and/or pingpong (round-trip latency)",
         "timing": "handshake (both ends ready before the clock) and/or seed (the tutorial's)",
-        "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 256MiB",
+        "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 256MiB "
+                           "(a count sized by --messages auto too)",
     }
     plan_flags = OWN_FLAGS
+    compare_ignores = ("param.bytes_per_trial",)  # a cap on sized counts, met as `auto`
     lengthen_flag = "--messages (or --round-trips)"
     size_param = ("messages", "--messages", "a count")
 
@@ -170,17 +172,19 @@ class IpcFamily(Family):
 
     @staticmethod
     def _first_count(channel, params, start_method="fork"):
-        """`params` with a count: the given one, or for auto the estimate's guess."""
+        """`params` with a count: the given one, or for auto the estimate's guess (within
+        --bytes-per-trial)."""
         if params.get("messages") != "auto":
             return params
         guess = _guessed_count(channel, tuple(sorted(params.items())), params["min_seconds"],
                                start_method)
-        return {**params, "messages": guess}
+        return {**params, "messages": min(guess, _byte_cap(params))}
 
     def trial_params(self, point, warmup):
         """A given count as given; `auto`: the estimate's guess for the warm-up trial, then what
         the warm-up measured, scaled so the section lasts min_seconds (SIZING_MARGIN over: a
-        busy machine's measured rounds run slower than its warm-up), within the trial budget."""
+        busy machine's measured rounds run slower than its warm-up), within the trial budget
+        and at most bytes_per_trial / size_bytes (--bytes-per-trial)."""
         params = point.params_dict
         if params.get("messages") != "auto":
             return params
@@ -192,7 +196,8 @@ class IpcFamily(Family):
             return None  # keep the first guess
         ran = int((warmup.get("params") or {}).get("messages") or first["messages"])
         wanted = math.ceil(ran * params["min_seconds"] / measured * SIZING_MARGIN)
-        cap = ipc_budget.max_count(point.variant, first, point.start_method)
+        cap = min(ipc_budget.max_count(point.variant, first, point.start_method),
+                  _byte_cap(params))
         return {**first, "messages": max(1, min(wanted, cap))}
 
     def estimate(self, point, prepared):
@@ -219,10 +224,10 @@ class IpcFamily(Family):
         return ipc_section(trials, summary, out, say)
 
     def row_label(self, row, varying=()):
-        from lab.analysis.ipc import DISPLAY
+        from lab.analysis.ipc import channel_name
         from lab.analysis.warnings import point_label
         row = row.copy()
-        row["channel"] = DISPLAY.get(row["variant"], row["variant"])
+        row["channel"] = channel_name(row)
         return point_label(row, varying)
 
     def compare_trials(self, trials):
@@ -249,6 +254,13 @@ class IpcFamily(Family):
         return compare_chart(rows, labels[0], labels[1], out)
 
 
+def _byte_cap(params):
+    """The most messages --bytes-per-trial allows a sized point (kept in its params as
+    bytes_per_trial, so --plan and --resume size it the same): bytes_per_trial / size_bytes."""
+    budget, size = params.get("bytes_per_trial"), params.get("size_bytes")
+    return max(1, int(budget) // int(size)) if budget and size else trial.MAX_MESSAGES
+
+
 @functools.lru_cache(maxsize=4096)
 def _guessed_count(channel, params, seconds, start_method):
     """ipc_budget.count_for, remembered: the progress line asks for it at every trial."""
@@ -265,12 +277,14 @@ def _combinations(options):
             continue
         for messages in options.messages:
             for size in options.sizes:
-                count = messages
+                count, cap = messages, {}
                 if size and options.bytes_per_trial and messages != "auto":  # a byte budget
                     count = max(1, min(messages, options.bytes_per_trial // size))
+                elif size and options.bytes_per_trial:  # sized, then capped at the budget
+                    cap = {"bytes_per_trial": options.bytes_per_trial}
                 for batch in options.batches:
                     for producers, consumers in options.ends:
                         for timing in options.timings:
                             yield {"messages": count, "size_bytes": size, "batch": batch,
                                    "producers": producers, "consumers": consumers,
-                                   "pattern": pattern, "timing": timing}
+                                   "pattern": pattern, "timing": timing, **cap}

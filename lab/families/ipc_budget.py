@@ -1,16 +1,18 @@
 """What an ipc point will cost, judged on the host before any trial starts.
 
 Estimates (bytes moved, seconds, memory) for --dry-run and the progress line, and the trial
-budget that refuses a point (e.g. 10^6 x 1 MiB) before anything runs. Host-side only: none of
-this is in the trial image, so tuning an estimate never changes the image or its digest.
+budget that refuses a point (e.g. 10^6 x 1 MiB) before anything runs. The send costs are in
+each channel's entry of lab.experiments.ipc_catalog (where all of a channel's facts live, so
+adding a channel is one place); the rest is host-side only.
 """
 
 import math
 
 from lab.experiments import SpecError
-from lab.experiments.ipc import (BOUNDED_KINDS, HEADER_BYTES, GiB, _item_bytes, _queue_maxsize,
-                                 _size, normalize)
-from lab.experiments.ipc_channels import BYTE_KINDS, base_kind
+from lab.experiments.ipc import (HEADER_BYTES, GiB, _item_bytes, _size, credit_window,
+                                 normalize, queue_bound)
+from lab.experiments.ipc_catalog import BYTE_KINDS, facts
+from lab.experiments.ipc_channels import TEST_DOUBLES, base_kind
 from lab.experiments.ipc_ends import POOL_BYTES, RETAIN_BYTES, SMALL_ITEM_BYTES
 
 
@@ -21,11 +23,6 @@ class BudgetExceeded(SpecError):
     """The point would move more bytes, take longer or hold more memory than a trial may."""
 
 
-# Rough cost of one send, microseconds, small message, one core each (the 2-vCPU figures of
-# REFERENCE.md where there are some); only used to estimate a point's duration.
-_SEND_US = {"pipe": 3.5, "pipe_oneway": 3.5, "pipe_bytes": 2.5, "queue": 7.5,
-            "joinable_queue": 10.0, "simple_queue": 4.5, "manager_queue": 55.0,
-            "unix_socket": 3.0, "shm_ring": 2.0, "os_pipe": 2.0}
 _BATCH_ITEM_US = 0.15  # pickling one more small item in a batch
 _PICKLE_BYTES_PER_S = 1.0e9
 _RAW_BYTES_PER_S = 2.0e9
@@ -41,13 +38,14 @@ def estimate(params, variant=None, start_method="fork"):
     peak memory of the trial's processes). Without a variant the slowest ordinary queue's
     costs are assumed."""
     p = normalize(variant, params)
-    base = base_kind(variant) if variant else "joinable_queue"
+    channel = TEST_DOUBLES.get(variant, variant) if variant else "joinable_queue"
+    base = base_kind(channel)
     item = max(_item_bytes(base, p["size_bytes"]), SMALL_ITEM_BYTES)
     items = p["messages"] + p["warmup"]
     ways = 2 if p["pattern"] == "pingpong" else 1
     bytes_total = items * item * ways
     frames = math.ceil(items / p["batch"])
-    send_us = _SEND_US[base]
+    send_us = send_cost(channel)
     rate = _RAW_BYTES_PER_S if base in BYTE_KINDS else _PICKLE_BYTES_PER_S
     if p["pattern"] == "pingpong":
         seconds = items * (2 * send_us + _ROUND_TRIP_WAKE_US) * 1e-6
@@ -59,10 +57,17 @@ def estimate(params, variant=None, start_method="fork"):
     processes = p["producers"] + p["consumers"] + (1 if base == "manager_queue" else 0)
     seconds += processes * _START_SECONDS.get(start_method or "fork", 0.15)
     return {"bytes_total": bytes_total, "seconds_estimate": seconds,
-            "memory_bytes": _memory_estimate(base, p, item)}
+            "memory_bytes": _memory_estimate(channel, p, item)}
 
 
-def _memory_estimate(base, p, item):
+def send_cost(channel):
+    """Rough microseconds of one small send (the catalog's entry; a channel without one: the
+    catalog's default, never a KeyError)."""
+    return facts(channel).send_us
+
+
+def _memory_estimate(channel, p, item):
+    base = base_kind(channel)
     frame = p["batch"] * item + HEADER_BYTES
     total = p["messages"] * item
     # prebuilt frames: each producer sends them, each consumer compares every frame against them
@@ -70,11 +75,13 @@ def _memory_estimate(base, p, item):
     memory += min(total, RETAIN_BYTES) * p["consumers"]  # kept for a check after the clock
     if base not in BYTE_KINDS and p["size_bytes"] == 0 and p["batch"] > 1:
         memory += p["messages"] * 40  # prebuilt lists of ints
-    if base in BOUNDED_KINDS and p["timing"] == "seed" and p["queue_maxsize"] is None:
-        # the tutorial's unbounded queue may hold every frame
+    bound, credits = queue_bound(channel, p), credit_window(channel, p)
+    if credits:  # the unbounded queue holds at most its credit window
+        memory += credits[0] * frame
+    elif bound == 0:  # the tutorial's unbounded queue may hold every frame
         memory += math.ceil(p["messages"] / p["batch"]) * (frame + 100)
-    elif base in BOUNDED_KINDS:
-        memory += _queue_maxsize(p, item) * frame
+    elif bound:
+        memory += bound * frame
     if base == "shm_ring":
         memory += p["ring_bytes"] * (2 if p["pattern"] == "pingpong" else 1)
     if p["consumers"] > 1:

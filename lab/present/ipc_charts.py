@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
-from lab.analysis.ipc import streams_of_small_messages  # noqa: E402
+from lab.analysis.ipc import channel_label, streams_of_small_messages  # noqa: E402
 from lab.present.charts import save as _save  # noqa: E402
 
 
@@ -46,7 +46,8 @@ def _grouped_bars(axes, table, metric, ylabel, log=True):
         axes.bar(xs, ys, width=width, color=f"C{c_index % 10}",
                  hatch="//" if first["tutorial"] else None, edgecolor="black", linewidth=0.4,
                  yerr=np.clip([lows, highs], 0, None), capsize=2,
-                 label=first["channel"] + (" *" if first["tutorial"] else ""))
+                 label=channel_label(table[table["variant"] == channel])
+                 + (" *" if first["tutorial"] else ""))
     axes.set_xticks(range(len(groups)), [label for label, _ in groups])
     if log:
         axes.set_yscale("log")
@@ -123,7 +124,7 @@ def _line_panels(table, x_column, metric, xlabel, ylabel, title):
                           yerr=np.clip([curve[metric] - curve[f"{metric}_min"],
                                         curve[f"{metric}_max"] - curve[metric]], 0, None),
                           marker="o", capsize=2, color="black" if reference else f"C{c_index % 10}",
-                          linestyle="--" if reference else "-", label=curve["channel"].iloc[0])
+                          linestyle="--" if reference else "-", label=channel_label(curve))
         axes.set_xscale("log", base=2)
         axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_bytes_label))
         axes.set_yscale("log")
@@ -208,7 +209,7 @@ def tutorial_chart(table, folder, title_suffix=""):
             tutorial = bool(curve["tutorial"].iloc[0])
             axes.plot(curve["param.messages"], curve["median_s"], marker="o",
                       linewidth=2 if tutorial else 0.8, color=f"C{c_index % 10}",
-                      label=curve["channel"].iloc[0] + (" *" if tutorial else ""))
+                      label=channel_label(curve) + (" *" if tutorial else ""))
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("messages sent (small ints, log scale)")
