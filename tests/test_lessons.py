@@ -24,7 +24,7 @@ SMALL = {  # every lesson, the slow items left out: about 30 points per CPU coun
     "seed": "11", "cpus": "1,2",
 }
 CLAIMS = ("Creating a process costs 12.2 µs", "A pool saves the time of starting processes",
-          "Shared memory is faster than a Manager dict",
+          "Shared memory performs best",
           "Without its lock a Value loses updates",
           "A Lock (mutex) lets one process at a time", "Semaphore(n) admits n at a time",
           "terminate() kills a process: exit code -15",

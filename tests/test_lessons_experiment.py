@@ -175,7 +175,7 @@ def test_the_task_check_catches_a_lost_a_repeated_and_a_short_task():
 
 @pytest.mark.parametrize("state, start_method", [
     ("manager_dict", "forkserver"), ("value_locked", "fork"), ("array_locked", "spawn"),
-    ("shared_memory", "fork"),
+    ("shared_memory", "fork"), ("queue", "spawn"), ("pipe", "forkserver"), ("pipe", "fork"),
 ])
 def test_locked_shared_state_is_exact(state, start_method):
     record = passed("shared_state", {"state": state, "increments": 300}, start_method, 2)

@@ -25,7 +25,10 @@ check["start_method"]):
                         (Value under get_lock()), value_unlocked (Value, += without get_lock():
                         lost updates are the lesson, counted, never a failure), array_locked
                         (Array under get_lock(), `array_slots` counters), shared_memory
-                        (SharedMemory counter under a Lock). `workers` x `increments` each,
+                        (SharedMemory counter under a Lock), queue and pipe (the tutorial's
+                        alternatives: each increment sent through a Queue or a Pipe per
+                        worker to a holder thread that adds them up). `workers` x
+                        `increments` each,
                         released together by a Barrier; locked ones must be exact
   sync                  `primitive`: lock, rlock, semaphore (Semaphore(`semaphore_value`)),
                         semaphore_one (Semaphore(1): the Lock's contention),
@@ -119,14 +122,16 @@ RUNNERS = {"pool_vs_process": ("pool", "process_per_task", "seed_one_process",
                                "seed_two_processes", "seed_pool8"),
            "threads_vs_processes": ("serial", "threads", "processes")}
 DEFAULT_RUNNER = {"pool_vs_process": "pool", "threads_vs_processes": "threads"}
-STATES = ("manager_dict", "value_locked", "value_unlocked", "array_locked", "shared_memory")
+STATES = ("manager_dict", "value_locked", "value_unlocked", "array_locked", "shared_memory",
+          "queue", "pipe")
 PRIMITIVES = ("lock", "rlock", "semaphore", "semaphore_one", "event", "condition", "barrier")
 # Defaults sized so a trial's timed section lasts >= ~0.2 s on 2 CPUs (fork, 3.11).
 PRIMITIVE_OPS = {"lock": 100_000, "rlock": 50_000, "semaphore": 100_000,
                  "semaphore_one": 100_000, "event": 1_000,
                  "condition": 4_000, "barrier": 2_000}
 STATE_INCREMENTS = {"manager_dict": 1_000, "value_locked": 150_000, "value_unlocked": 200_000,
-                    "array_locked": 100_000, "shared_memory": 200_000}
+                    "array_locked": 100_000, "shared_memory": 200_000, "queue": 10_000,
+                    "pipe": 20_000}
 QUEUE_MESSAGES = {"thread_queue": 100_000, "process_queue": 20_000}
 CASES = ("terminate", "daemon", "daemon_parent_killed", "kill_mid_put")
 QUEUE_KINDS = ("thread_queue", "process_queue")

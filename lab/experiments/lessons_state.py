@@ -3,11 +3,16 @@ tutorial (and the docs) share a counter between processes.
 
 Every worker waits on a Barrier, then does `increments` read-modify-writes of the shared counter
 (with `hold_us` of sleep between the read and the write when asked), and reports its first and
-last perf_counter stamps. Locked states must end at exactly workers x increments; value_unlocked
+last perf_counter stamps. The tutorial's alternatives to shared memory, a Queue and a Pipe,
+share the counter the way message passing does: every worker sends each increment, and a
+holder (a thread of the trial's process) adds them up; the section ends when the holder has
+every one. Locked states must end at exactly workers x increments; value_unlocked
 counts its lost updates as the lesson. See lab/experiments/lessons.py for params and metrics.
 """
 
+import multiprocessing.connection
 import sys
+import threading
 import time
 from multiprocessing import shared_memory
 
@@ -108,6 +113,62 @@ def shm_worker(index, start, name, lock, increments, hold_s):
         segment.close()
 
 
+def message_worker(index, start, channel, increments, hold_s):
+    """Send each increment (1) through a Queue or this worker's end of a Pipe."""
+    send = channel.put if hasattr(channel, "put") else channel.send
+
+    def step():
+        _hold(hold_s)
+        send(1)
+    report = _counted(index, start, increments, step)
+    if hasattr(channel, "join_thread"):
+        channel.close()
+        channel.join_thread()  # every increment is in the pipe before the report
+    return report
+
+
+class Holder(threading.Thread):
+    """The counter behind a Queue or Pipes: adds every increment received until `expected`."""
+
+    def __init__(self, receive, expected, timeout_s):
+        super().__init__(daemon=True)
+        self.receive, self.expected, self.timeout_s = receive, expected, timeout_s
+        self.total, self.t1, self.error = 0, None, None
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            if isinstance(self.receive, list):  # Pipes: one receiving end per worker
+                open_ends = list(self.receive)
+                while (self.total < self.expected and open_ends
+                       and time.monotonic() < deadline):
+                    for conn in multiprocessing.connection.wait(open_ends, 1.0):
+                        try:
+                            self.total += conn.recv()
+                        except EOFError:  # that worker is done and its end closed
+                            open_ends.remove(conn)
+            else:
+                while self.total < self.expected:
+                    self.total += self.receive.get(timeout=max(0.01, deadline
+                                                               - time.monotonic()))
+        except Exception as error:  # the trial fails with it: an error, never a number
+            self.error = error
+        self.t1 = time.perf_counter()
+
+
+def _message_state(context, crew, state, start, workers, increments, hold_s, timeout_s):
+    if state == "queue":
+        channel = context.Queue()
+        holder = Holder(channel, workers * increments, timeout_s)
+        crew.start(message_worker, [(start, channel, increments, hold_s)] * workers)
+    else:
+        pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+        holder = Holder([r for r, _ in pipes], workers * increments, timeout_s)
+        crew.start(message_worker, [(start, w, increments, hold_s) for _, w in pipes])
+    holder.start()
+    return holder
+
+
 def _final(state, shared):
     """The counter as the workers left it (read after all of them reported)."""
     if state == "array_locked":
@@ -116,6 +177,8 @@ def _final(state, shared):
         return shared["count"]
     if state == "shared_memory":
         return int.from_bytes(shared.buf[:8], sys.byteorder, signed=True)
+    if state in ("queue", "pipe"):
+        return shared.total
     return shared.value
 
 
@@ -147,6 +210,9 @@ def run_shared_state(context, p, workers, cpus, variant):
                 shared = manager.dict({"count": 0})
                 lock = context.Lock()  # held here: under spawn a lock dies with its last owner
                 crew.start(manager_worker, [(start, shared, lock, increments, hold_s)] * workers)
+            elif state in ("queue", "pipe"):
+                shared = _message_state(context, crew, state, start, workers, increments,
+                                        hold_s, p["timeout_s"])
             else:
                 segment = shared = shared_memory.SharedMemory(create=True, size=8)
                 segment.buf[:8] = bytes(8)
@@ -154,6 +220,14 @@ def run_shared_state(context, p, workers, cpus, variant):
                 crew.start(shm_worker, [(start, segment.name, lock, increments, hold_s)]
                            * workers)
             reports = crew.collect()
+            if state in ("queue", "pipe"):
+                shared.join(p["timeout_s"])
+                if shared.error is not None or shared.is_alive():
+                    raise TimeoutError(f"the {state}'s holder got {shared.total} of "
+                                       f"{expected} increments: {shared.error!r}")
+                # the section ends when the holder has every increment
+                reports = reports + [{"t0": min(r["t0"] for r in reports), "t1": shared.t1,
+                                      "cpu_seconds": 0.0}]
             result = _final(state, shared)
     finally:
         if manager is not None:

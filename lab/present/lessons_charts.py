@@ -206,7 +206,7 @@ def shared_state_chart(summary, out, subtitle=""):
     if rows.empty:
         return []
     items = [i for i in ("shared_memory", "value_locked", "array_locked", "value_unlocked",
-                         "manager_dict") if (rows["item"] == i).any()]
+                         "queue", "pipe", "manager_dict") if (rows["item"] == i).any()]
     figure, axes = plt.subplots(figsize=(10, 1.4 + 0.35 * len(items) * len(_groups(rows))))
 
     def lost(row):
@@ -228,8 +228,8 @@ def sync_chart(summary, out, subtitle=""):
     rows = results._rows(summary, lesson="sync")
     if rows.empty:
         return []
-    items = [i for i in ("lock", "rlock", "semaphore", "condition", "event", "barrier")
-             if (rows["item"] == i).any()]
+    items = [i for i in ("lock", "semaphore_one", "rlock", "semaphore", "condition", "event",
+                         "barrier") if (rows["item"] == i).any()]
     figure, axes = plt.subplots(figsize=(10, 1.4 + 0.35 * len(items) * len(_groups(rows))))
     _hbars(rows, items, "metric.op_us", axes, results.duration)
     _duration_axis(axes.xaxis)
