@@ -11,7 +11,7 @@ import time
 
 import docker
 
-from lab import image
+from lab.backends import image
 
 
 def main():
