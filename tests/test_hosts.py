@@ -97,6 +97,25 @@ def assert_pinned_per_host(records, hosts):
         assert record["seen"]["affinity"] == [int(c) for c in record["cpuset"].split(",")]
 
 
+def overlaps(records):
+    """How many trials started before an earlier one (of any host) ended, by the engines' own
+    clocks (the container's start and end as its engine saw them)."""
+    spans = sorted((r["engine_started_at"], r["engine_finished_at"]) for r in records)
+    assert all(start and end and start <= end for start, end in spans), spans
+    return sum(1 for i in range(1, len(spans)) if spans[i][0] < max(e for _, e in spans[:i]))
+
+
+def assert_one_machine(meta, hosts):
+    """The hosts (two engines of this kernel) are said to be one machine, in meta.json and its
+    warnings (the report shows those)."""
+    for host in hosts:
+        assert meta["hosts"][host]["shares_machine_with"] == [h for h in hosts if h != host]
+    assert len({meta["hosts"][h]["boot_id"] for h in hosts}) == 1
+    shared = [w for w in meta["warnings"] if w["code"] == "shared-machine"]
+    assert len(shared) == 1 and all(h in shared[0]["message"] for h in hosts)
+    assert "not independent" in shared[0]["message"]
+
+
 def test_two_hosts_local_and_ssh_ship_the_image_pin_every_trial_and_record_each_host(
         bed, tmp_path):
     remote = second_engine()
@@ -127,12 +146,17 @@ def test_two_hosts_local_and_ssh_ship_the_image_pin_every_trial_and_record_each_
     records = records_of(folder / "raw.jsonl")
     assert len(records) == meta["trials_planned"] == 2 * 3 * 2  # hosts x points x rounds
     assert_pinned_per_host(records, ["local", bed["url"]])
+    # Two engines of one kernel (this machine's CPUs): one lane, no trial beside another.
+    assert overlaps(records) == 0
+    assert_one_machine(meta, ["local", bed["url"]])
+    assert "are one machine (one kernel)" in done.stdout
     plan = json.loads((folder / "plan.json").read_text())
     assert {p["host"] for p in plan["points"]} == {"local", bed["url"]}
     if before is not None:  # one SSH login for the whole run: channels are reused
         assert logins(bed["user"]) - before == 1
     report = (folder / "report.md").read_text()
     assert "## Hosts" in report and bed["url"] in report
+    assert "shared-machine" in report and "not independent" in report
     # Two hosts of one run compared point by point.
     compared = invoke("compare", folder.name, folder.name, "--host-a", "local", "--host-b",
                       bed["url"], "--results-dir", str(results))
@@ -156,8 +180,14 @@ def test_two_hosts_both_through_ssh_run_ipc_side_by_side(bed, tmp_path):
     assert meta["hosts"][bed["url"]]["backend"]["engine_id"] == bed["engine_id"]
     records = records_of(folder / "raw.jsonl")
     assert_pinned_per_host(records, hosts)
-    started = sorted((r["started_at"], r["host"]) for r in records)
-    assert len({h for _, h in started}) == 2
+    assert len({r["host"] for r in records}) == 2
+    assert overlaps(records) == 0  # one kernel: the two engines' trials take turns
+    assert_one_machine(meta, hosts)
+
+
+def test_two_entries_that_reach_one_engine_are_refused_naming_both(bed, tmp_path):
+    line = refused(bed, tmp_path, f"local,{bed['local_url']}", expect="reach one Docker engine")
+    assert f"hosts local and {bed['local_url']} " in line
 
 
 def start(*args):

@@ -67,6 +67,7 @@ class Backend:
     lane_of(point)         which lane runs the point (None: the one lane of a single host)
     on_lane(lane)          the Backend that runs that lane's trials
     host_of(lane, default) the host name that lane's records carry
+    lane_group(lane)       lanes of one group run one after another (hosts on one machine)
     host_cpus()            {point.host: that host's CPUs}, what each host's points are made on
     run_meta()             what meta.json adds (e.g. "hosts": a facts block per host)
     use_recorded(meta, names, run)  --resume: use_recorded_images from the run's meta.json
@@ -122,6 +123,9 @@ class Backend:
 
     def host_of(self, lane, default):
         return default
+
+    def lane_group(self, lane):
+        return lane
 
     def host_words(self, lane):
         return "the host"
@@ -190,10 +194,11 @@ def engine_requested_explicitly():
     return bool(os.environ.get("DOCKER_HOST"))
 
 
-def choose_backend(name, config, say=print, hosts=("local",)):
+def choose_backend(name, config, say=print, hosts=("local",), several=False):
     """The backend for `--backend name`: auto falls back to local loudly; docker never does.
     `config` is the lab's config (its `docker` section configures containers). `hosts`
-    (--hosts) other than `local` alone: one Docker backend per host, run side by side."""
+    (--hosts) other than `local` alone, or `several` (a --hosts run resumed on `local` alone):
+    one Docker backend per host, run side by side."""
     from lab.backends.local import LocalBackend
     hosts = list(hosts or ["local"])
     if name == "slurm":  # never chosen by auto: a cluster is asked for by name
@@ -202,7 +207,7 @@ def choose_backend(name, config, say=print, hosts=("local",)):
                                      "nodes of its partition (--partition)", hint="")
         from lab.backends.slurm import SlurmBackend
         return SlurmBackend.connect(config)
-    if hosts != ["local"]:
+    if several or hosts != ["local"]:
         return _several_hosts(name, config, hosts)
     if name == "local":
         return LocalBackend(config)
@@ -243,8 +248,23 @@ def _several_hosts(name, config, hosts):
             clients[host] = connect_host(host)
             members[host] = DockerBackend(clients[host], config.get("docker", {}), host=host,
                                           source=source)
+        _one_engine_once(clients)
     except BackendUnavailable:
         for client in clients.values():
             client.close()
         raise
     return MultiHostBackend(members, config)
+
+
+def _one_engine_once(clients):
+    """BackendUnavailable naming both entries when two --hosts reach one engine (its engine
+    ID): its trials would run twice, side by side on the same CPUs."""
+    seen = {}
+    for host, client in clients.items():
+        engine_id = client.info().get("ID")
+        if engine_id and engine_id in seen:
+            raise BackendUnavailable(
+                f"hosts {seen[engine_id]} and {host} reach one Docker engine (engine ID "
+                f"{engine_id[:17]}...): its trials would run twice, side by side on the same "
+                f"CPUs; give each engine once")
+        seen.setdefault(engine_id, host)

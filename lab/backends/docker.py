@@ -122,6 +122,29 @@ def same_kernel_and_cpus(info):
             and int(info.get("NCPU") or 0) == os.cpu_count())
 
 
+class HostGone(RuntimeError):
+    """The engine stopped answering in the middle of a trial (its host lost, not a timeout)."""
+
+
+PING_TIMEOUT_S = 10  # is the engine there? (an API call's own limit is REMOTE_TIMEOUT_S)
+
+
+def engine_time(stamp):
+    """An engine's RFC 3339 time (nanoseconds, Z) as seconds since the epoch; None for none."""
+    from datetime import datetime
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    whole, _, rest = stamp.rstrip("Z").partition(".")
+    import re
+    fraction = re.match(r"\d*", rest).group()
+    zone = rest[len(fraction):] or ("" if "+" in whole[10:] else "+00:00")
+    try:
+        seconds = datetime.fromisoformat(whole + zone).timestamp()
+    except ValueError:
+        return None
+    return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+
+
 def _has(client, name):
     try:
         client.images.get(name)
@@ -351,20 +374,18 @@ class DockerBackend(Backend):
                     self._image(image).id, command=[json.dumps(spec)], detach=True,
                     **self.container_options(cpuset, quota, labels))
             container.start()
-            timed_out = False
-            try:
-                status = container.wait(timeout=time_limit_s)
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                timed_out = True
-                container.kill()
-                status = container.wait(timeout=30)
+            status, timed_out = self._wait(container, started + time_limit_s)
             host_seconds = time.perf_counter() - started
             container.reload()
             state = container.attrs["State"]
             stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
             stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
-            return outcome_from(stdout, stderr, status.get("StatusCode"), timed_out,
-                                bool(state.get("OOMKilled")), host_seconds, time_limit_s)
+            outcome = outcome_from(stdout, stderr, status.get("StatusCode"), timed_out,
+                                   bool(state.get("OOMKilled")), host_seconds, time_limit_s)
+            # the engine's own clock (the host's): when the trial's process started and ended
+            outcome.extra.update(engine_started_at=engine_time(state.get("StartedAt")),
+                                 engine_finished_at=engine_time(state.get("FinishedAt")))
+            return outcome
         finally:
             try:
                 if container is not None:
@@ -372,16 +393,41 @@ class DockerBackend(Backend):
             except docker.errors.APIError:
                 pass  # already gone (e.g. the engine cleaned up); nothing left to keep
 
+    def _wait(self, container, deadline):
+        """(exit status, timed out): the limit reached is a timeout (the container killed); a
+        connection that drops while the engine still answers is waited on again; one whose
+        engine is gone (the host, its SSH connection) raises HostGone, never a timeout."""
+        while True:
+            try:
+                return container.wait(timeout=max(1.0, deadline - time.perf_counter())), False
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as why:
+                if time.perf_counter() >= deadline - 0.5:
+                    container.kill()
+                    return container.wait(timeout=30), True
+                if self.engine_gone():
+                    raise HostGone(f"{self.engine_words} stopped answering during the trial "
+                                   f"({_first_line(why)})") from None
+                time.sleep(0.5)
+
     def stopped_phrase(self, run_id, count):
         return (f"no container of this run is left (label {RUN_LABEL}={run_id}"
                 f"{f', {count} removed' if count else ''})")
 
-    def engine_gone(self):
+    def engine_gone(self, timeout_s=PING_TIMEOUT_S):
+        """Its SSH connection ended, or its engine does not answer a ping within `timeout_s`."""
+        tunnel = getattr(self.client, "tunnel", None)
+        if tunnel is not None and not tunnel.alive():
+            return True
         try:
-            self.client.ping()
+            api = self.client.api
+            api._result(api._get(api._url("/_ping"), timeout=timeout_s))
             return False
         except Exception:  # noqa: BLE001 (whatever the SDK raises, the engine does not answer)
             return True
+
+    def boot_id(self):
+        """Its kernel's boot id: which machine it runs on (None when it cannot be told)."""
+        return this_boot_id() if not self.remote else self._identity().get("boot_id")
 
     def close(self):
         self.client.close()

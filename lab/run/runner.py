@@ -214,16 +214,26 @@ class _Stopped(Exception):
 
 def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, progress, say,
                    guard, sizing=None):
-    """Several hosts: one worker thread per lane (host), each running its own trials in the
-    plan's order, one at a time; signals stay with the main thread, which waits. Records are
-    appended under one lock. A host that stops answering gets its trial in flight and the rest
-    of its trials recorded failed (HOST_LOST: --resume runs them again) while the others carry
-    on; the run then ends failed. Ctrl-C stops every host's containers by the run's label."""
+    """Several hosts: one worker thread per machine (lanes of one `lane_group`, hosts on one
+    kernel, take turns in one thread), each running its own trials in the plan's order, one at
+    a time; signals stay with the main thread, which waits. Records are appended under one lock.
+    A trial that raises fails alone while its host's engine answers a ping; a host whose engine
+    does not (gone, its SSH connection ended) gets its trial in flight and the rest of its
+    trials recorded failed (HOST_LOST: --resume runs them again) while the others carry on; the
+    run then ends failed. Ctrl-C stops every host's containers by the run's label, side by
+    side."""
     lock = threading.Lock()       # appends, progress, and the decision to stop
     creating = threading.Lock()   # held while a container is created: stop waits for its id
     stop = threading.Event()
     state = {"index": 0, "fatal": None, "lost": {}, "inflight": {}}
     waiting = list(pending)       # not started yet (the time left)
+    groups = {}
+    for lane in lanes:
+        groups.setdefault(backend.lane_group(lane), []).append(lane)
+    for group in groups.values():
+        if len(group) > 1:
+            say(f"{' and '.join(backend.host_words(lane) for lane in group)} are one machine "
+                f"(one kernel): their trials take turns in one lane, never side by side")
 
     @contextmanager
     def uninterruptible():
@@ -241,29 +251,32 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
             if stop.is_set():
                 return
             state["lost"][lane] = why
-            state["inflight"].pop(lane, None)
+            state["inflight"].pop(backend.lane_group(lane), None)
             for trial in trials:
                 outcome = TrialOutcome(None, reason, None, False, False, 0.0, "")
                 folder.append(make_record(folder.run_id, trial, outcome, member, host))
         say(f"{backend.host_words(lane)} lost ({why}): its {len(trials)} remaining trial(s) "
             f"recorded failed; the other hosts carry on")
 
-    def work(lane):
-        member = backend.on_lane(lane)
-        host = backend.host_of(lane, host_name)
-        trials = [t for t in pending if backend.lane_of(t.point) == lane]
+    def work(group):
+        trials = [t for t in pending if backend.lane_of(t.point) in groups[group]]
         for position, trial in enumerate(trials):
+            lane = backend.lane_of(trial.point)
+            if lane in state["lost"]:
+                continue
+            member = backend.on_lane(lane)
+            host = backend.host_of(lane, host_name)
             with lock:
                 if stop.is_set():
                     return
                 state["index"] += 1
                 index = state["index"]
-                state["inflight"][lane] = trial
+                state["inflight"][group] = trial
                 waiting.remove(trial)
                 progress.started(index, trial, list(waiting))
             labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
+            params = sizing.params(trial.point) if sizing else None
             try:
-                params = sizing.params(trial.point) if sizing else None
                 outcome = member.run(trial_spec(trial.point, time_limit_s, params),
                                      trial.point.cpuset,
                                      trial.point.quota, time_limit_s, labels,
@@ -273,12 +286,18 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
             except Exception as error:  # noqa: BLE001 (the host's trouble: the others go on)
                 if stop.is_set():
                     return  # stopped under it by an interruption: the main thread records it
-                lose(lane, member, host, trials[position:], _host_reason(error, member))
-                return
+                if member.engine_gone():
+                    lose(lane, member, host, _left(trials[position:], lane, backend),
+                         _host_reason(error, member))
+                    continue
+                # the engine answers: this trial failed (an API error, an image gone), not
+                # its host
+                outcome = TrialOutcome(None, _host_reason(error, member), None, False, False,
+                                       0.0, "")
             if outcome.error and member.engine_gone():
-                lose(lane, member, host, trials[position:],
+                lose(lane, member, host, _left(trials[position:], lane, backend),
                      f"{member.engine_words} stopped answering ({outcome.error})")
-                return
+                continue
             with lock:
                 if stop.is_set():
                     return
@@ -286,12 +305,12 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
                 folder.append(record)
                 if sizing:
                     sizing.learn(trial, record)
-                state["inflight"].pop(lane, None)
+                state["inflight"].pop(group, None)
                 progress.finished(index, trial, record, list(waiting))
 
-    def guarded(lane):
+    def guarded(group):
         try:
-            work(lane)
+            work(group)
         except BaseException as error:  # noqa: BLE001 (a full disk ends the whole run)
             state["fatal"] = state["fatal"] or error
             stop.set()
@@ -301,8 +320,8 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
         guard = SignalGuard()
         guard.install()
     status, failure = "complete", None
-    threads = [threading.Thread(target=guarded, args=(lane,), name=f"lane-{index}", daemon=True)
-               for index, lane in enumerate(lanes)]
+    threads = [threading.Thread(target=guarded, args=(group,), name=f"lane-{index}",
+                                daemon=True) for index, group in enumerate(groups)]
     try:
         with progress:
             for thread in threads:
@@ -321,8 +340,7 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
         with creating:
             pass        # a container being created has its id (and label) now
         stopped = _stop_run_containers(backend, folder, say)
-        for thread in threads:
-            thread.join(30)
+        _join_all(threads, 30)
         kept = ""
         for trial in list(state["inflight"].values()):
             lane = backend.lane_of(trial.point)
@@ -340,8 +358,7 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
         stop.set()
         failure = _reason(error, None)
         _stop_run_containers(backend, folder, lambda *_: None)
-        for thread in threads:
-            thread.join(30)
+        _join_all(threads, 30)
         say(f"\nRun failed: {failure}.\nEvery finished trial is kept in {folder.raw_path}.")
     finally:
         guard.closing()
@@ -366,6 +383,18 @@ def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, pro
         if own_guard:
             guard.restore()
     return status
+
+
+def _left(trials, lane, backend):
+    """The trials of `lane` among `trials` (a machine's lane holds several hosts' trials)."""
+    return [t for t in trials if backend.lane_of(t.point) == lane]
+
+
+def _join_all(threads, seconds):
+    """Wait for every thread, `seconds` in all (a thread stuck on a dead host is left)."""
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _host_reason(error, member):
