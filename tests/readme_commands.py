@@ -209,7 +209,7 @@ STEPS = [
 
     # --- the local engine -------------------------------------------------------------------
     Step(("scripts/setup",)),
-    Step(("/usr/bin/time .venv/bin/invoke scale", "invoke scale"),
+    Step(("/usr/bin/time .venv/bin/invoke scale", "invoke scale", ".venv/bin/invoke scale"),
          makes="scale", charts=SCALE_CHARTS, saves="scale_b"),
     Step(("invoke report RUN",), fill={"RUN": "@scale_a"}, names=("invoke report",)),
     Step(("invoke compare RUN_A RUN_B",), fill={"RUN_A": "@scale_a", "RUN_B": "@scale_b"},
@@ -235,6 +235,13 @@ STEPS = [
     Step(("invoke ipc --channels queue,shm_ring --batches 1,100 --cpus 2 --end-placement split "
           "--patterns stream --sizes 0 --messages auto,100000 --repeat 5 --seed 15",),
          makes="ipc", charts=("ipc_channels", "ipc_batch", "ipc_tutorial")),
+    # The README's pictures (docs/): the three runs they were made from, and the script that
+    # remakes the images from docs/runs/ (in the clone: its docs/ is the clone's own).
+    Step((".venv/bin/invoke ipc --channels pipe,queue,joinable_queue --messages 10000,100000 "
+          "--sizes 0 --patterns stream",), makes="ipc", charts=("ipc_channels", "ipc_tutorial")),
+    Step((".venv/bin/invoke lessons --lessons start_cost,sync,threads_vs_processes",),
+         makes="lessons", charts=("lessons_start_cost", "lessons_sync", "lessons_threads")),
+    Step((".venv/bin/python -m benchmarks.docs_images",)),
     Step(("/usr/bin/time .venv/bin/invoke lessons", "invoke lessons"),
          makes="lessons", charts=LESSONS_CHARTS),
     Step(("invoke build --suite sid",)),
