@@ -69,7 +69,7 @@ def test_headlines_compare_pipe_and_queue_per_count_when_a_run_has_several():
     for count in ("10,000 messages", "100,000 messages", "1,000,000 messages"):
         assert sum(count in n for n in pipe_vs_queue) == 1
     assert all("1.67x" in n for n in pipe_vs_queue)  # 250k / 150k
-    assert all("95% bootstrap interval" in n and "about 90% at 3 trials a side" in n
+    assert all("95% bootstrap interval" in n and "at 3 trials a side it covers about 90%" in n
                for n in pipe_vs_queue)  # the interval, and what it really covers at n = 3
 
 
@@ -89,14 +89,14 @@ TIGHT = (1.0, 1.01, 0.99, 1.02, 0.98)  # trials within 2% of each other
 
 def test_pipe_is_faster_only_when_the_interval_lies_above_one():
     note = _pipe_against_queue(TIGHT, TIGHT)
-    assert "Pipe() is faster than Queue(maxsize=1000): 1.33x its messages/s" in note
+    assert "Pipe() is faster than Queue(maxsize=1000): 1.33x the messages/s" in note
     low, high = _interval(note)
     assert 1 < low <= 1.33 <= high
 
 
 def test_pipe_is_slower_only_when_the_interval_lies_below_one():
     note = _pipe_against_queue(TIGHT, TIGHT, pipe_rate=100_000)
-    assert "Pipe() is slower than Queue(maxsize=1000): 0.67x its messages/s" in note
+    assert "Pipe() is slower than Queue(maxsize=1000): 0.67x the messages/s" in note
     assert _interval(note)[1] < 1
 
 
@@ -105,7 +105,7 @@ def test_a_faster_median_within_the_noise_is_level_not_faster():
     the headline says level, where the medians alone would have said faster."""
     wide = (1.0, 0.5, 1.6, 0.6, 1.9)
     note = _pipe_against_queue(wide, wide, pipe_rate=160_000)
-    assert "Pipe() and Queue(maxsize=1000) are level: 1.07x its messages/s" in note
+    assert "Pipe() and Queue(maxsize=1000) are level: 1.07x the messages/s" in note
     low, high = _interval(note)
     assert low < 1 < high and "holds 1" in note
     assert "faster" not in note and "slower" not in note
@@ -185,3 +185,27 @@ def test_two_runs_that_sized_their_own_counts_compare_point_for_point():
     assert set(a["param.messages"].astype(str)) == {"auto", "10000"}
     assert set(a["param.messages"].astype(str)) == set(b["param.messages"].astype(str))
     assert family.compare_measure(a)[0] == "metric.messages_per_second"
+
+
+def test_a_sized_point_held_short_by_the_byte_budget_is_told_to_raise_it():
+    from lab.families.ipc import IpcFamily
+    row = {"param.bytes_per_trial": 256 << 20, "param.size_bytes": 65536,
+           "param.messages": 4096, "median_s": 0.05, "param.min_seconds": 0.2}
+    advice = IpcFamily().too_short_advice(row, 0.2)
+    assert advice == ("its sized count was capped at --bytes-per-trial 256MiB / 64KiB: raise "
+                      "--bytes-per-trial to at least 1GiB")
+    given = IpcFamily().too_short_advice({**row, "param.bytes_per_trial": None}, 0.2)
+    assert given == "use --messages auto or a count of at least 16,384"
+
+
+def test_a_point_of_another_table_is_named_by_its_bound_too():
+    """compare and the warnings label points from trials.point_stats, without the summary's
+    queue_maxsize: the name comes from the params."""
+    from lab.analysis.trials import point_stats
+    from lab.families.ipc import IpcFamily
+    trials = trials_frame(records(counts=(1000,), timings=("handshake", "seed"),
+                                  channels=("queue",)))
+    labels = {row["param.timing"]: IpcFamily().row_label(row)
+              for _, row in point_stats(trials).iterrows()}
+    assert labels["handshake"].startswith("Queue(maxsize=1000)")
+    assert labels["seed"].startswith("Queue()")

@@ -74,7 +74,10 @@ def _bound_from_params(row):
 def channel_name(row):
     """The channel's name for one point: `Queue(maxsize=1000)` where the queue was bounded,
     `Queue()` where it was not (timing=seed: the tutorial's)."""
-    bound = row.get("queue_maxsize") if hasattr(row, "get") else None
+    if "queue_maxsize" in row:
+        bound = row["queue_maxsize"]
+    else:  # a row of trials.point_stats (compare, warnings): the bound its params give
+        bound = _bound_from_params(row)
     return display(row["variant"], None if bound is None or pd.isna(bound) else bound)
 
 

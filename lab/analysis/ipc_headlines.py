@@ -46,11 +46,14 @@ class Ratio:
         return "level"
 
     def interval_words(self):
-        words = f"95% bootstrap interval {self.low:.2f}-{self.high:.2f}x"
-        n = min(self.n_a, self.n_b)
-        if self.coverage < stats.CONFIDENCE:
-            words += f", which covers about {self.coverage:.0%} at {n} trials a side"
-        return words
+        """'95% bootstrap interval 1.30-1.62x'."""
+        return f"95% bootstrap interval {self.low:.2f}-{self.high:.2f}x"
+
+    def coverage_words(self):
+        """'; at 3 trials a side it covers about 90%' where it covers less than asked."""
+        if not self.coverage < stats.CONFIDENCE:
+            return ""
+        return f"; at {min(self.n_a, self.n_b)} trials a side it covers about {self.coverage:.0%}"
 
 
 def ratio_of(a, b):
@@ -72,16 +75,22 @@ def _median(values):
 
 
 def sentence(a, b, ratio, measure="messages/s"):
-    """'A is faster than B: 1.45x its messages/s (95% bootstrap interval 1.30-1.62x)';
-    'A and B are level: ...'; or, without an interval, neither."""
+    """'A is faster than B: 1.45x the messages/s (95% bootstrap interval 1.30-1.62x)';
+    'A and B are level: 1.07x the messages/s, but the 95% bootstrap interval 0.85-1.31x holds
+    1'; or, without an interval, neither."""
     outcome = ratio.outcome
     if outcome is None:
-        return (f"{a} against {b}: {ratio.ratio:.2f}x its {measure}, but too few trials for an "
+        return (f"{a} against {b}: {ratio.ratio:.2f}x the {measure}, but too few trials for an "
                 f"interval (n = {ratio.n_a} and {ratio.n_b}): neither faster nor slower")
     if outcome == "level":
-        return (f"{a} and {b} are level: {ratio.ratio:.2f}x its {measure}, and the "
-                f"{ratio.interval_words()} holds 1")
-    return f"{a} is {outcome} than {b}: {ratio.ratio:.2f}x its {measure} ({ratio.interval_words()})"
+        return (f"{a} and {b} are level: {ratio.ratio:.2f}x the {measure}, but the "
+                f"{ratio.interval_words()} holds 1{_parenthesis(ratio.coverage_words())}")
+    return (f"{a} is {outcome} than {b}: {ratio.ratio:.2f}x the {measure} "
+            f"({ratio.interval_words()}{ratio.coverage_words()})")
+
+
+def _parenthesis(words):
+    return f" ({words.removeprefix('; ')})" if words else ""
 
 
 # (a, b) pairs of small-int streams, in the order the headlines say them

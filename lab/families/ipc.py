@@ -204,6 +204,17 @@ class IpcFamily(Family):
         params = self._first_count(point.variant, point.params_dict, point.start_method)
         return ipc_budget.estimate(params, point.variant, point.start_method)["seconds_estimate"]
 
+    def too_short_advice(self, row, min_seconds):
+        """A sized point held under min_seconds by --bytes-per-trial: raise that, not the count."""
+        budget, size = row.get("param.bytes_per_trial"), row.get("param.size_bytes")
+        messages, median = row.get("param.messages"), row.get("median_s")
+        if (budget is not None and budget == budget and size and messages and median
+                and median > 0 and int(messages) >= int(budget) // int(size)):
+            wanted = math.ceil(int(messages) * min_seconds / median) * int(size)
+            return (f"its sized count was capped at --bytes-per-trial {_bytes(int(budget))} / "
+                    f"{_bytes(int(size))}: raise --bytes-per-trial to at least {_bytes(wanted)}")
+        return super().too_short_advice(row, min_seconds)
+
     def point_label(self, point):
         p = point.params_dict
         size = f"{p.get('size_bytes')} B" if p.get("size_bytes") else "small ints"
@@ -252,6 +263,14 @@ class IpcFamily(Family):
             return []
         from lab.present.ipc_charts import compare_chart
         return compare_chart(rows, labels[0], labels[1], out)
+
+
+def _bytes(n):
+    """1073741824 -> '1GiB', 655360 -> '640KiB' (what --bytes-per-trial reads), rounded up."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{math.ceil(n / factor)}{unit}"
+    return str(n)
 
 
 def _byte_cap(params):
