@@ -99,20 +99,29 @@ def test_lessons_end_to_end_on_the_local_backend(tmp_path):
 
 
 def test_a_lock_that_does_not_lock_is_caught_through_the_family(tmp_path, monkeypatch):
+    """Every test double through the family's own path, on 1 and 2 CPUs, at the real trials'
+    hold (0) and workers: each fails its check; the real lock beside them holds."""
+    from lab.experiments import lessons as trial
     monkeypatch.setenv("LAB_TEST_DOUBLES", "1")
     code, folder, said = run_lessons(
-        tmp_path, backend="local", lessons="test_lock_does_not_lock,sync",
-        primitives="lock", cpus="2", size="0.2", repeat="1", seed="3")
+        tmp_path, backend="local", lessons=",".join(trial.TEST_DOUBLES + ("sync",)),
+        primitives="lock", cpus="1,2", size="0.2", repeat="1", seed="3")
     assert code == 3, said[-2000:]  # complete, but measured trials failed
     records = records_of(folder)
-    doubles = [r for r in records if r["variant"] == "test_lock_does_not_lock"]
-    assert doubles and not any(r["ok"] for r in doubles)
-    assert all("inside a lock admitting 1" in r["error"] for r in doubles)
+    for double in trial.TEST_DOUBLES:
+        doubles = [r for r in records if r["variant"] == double]
+        assert {r["cpus"] for r in doubles} == {1, 2}, double
+        assert not any(r["ok"] for r in doubles), double
+        assert all(r["error"].startswith("check failed") for r in doubles), double
+        assert all(r["params"].get("hold_us", 0) == 0 for r in doubles), double
+    locks = [r for r in records if r["variant"] == "test_lock_does_not_lock"]
+    assert all("inside a lock admitting 1" in r["error"] for r in locks)
     assert all(r["ok"] for r in records if r["variant"] == "sync")  # the real lock holds
     report = (folder / "report.md").read_text()
     assert "| FAIL | sync test_lock_does_not_lock |" in report
+    assert "| FAIL | sync test_barrier_does_not_wait |" in report
     assert "| PASS | sync lock |" in report
-    assert "FAILED: sync test_lock_does_not_lock" in said
+    assert "FAILED: " in said and "sync test_lock_does_not_lock" in said
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -24,14 +24,14 @@ CPUS = [0, 1]
 TRIAL_TIMEOUT_S = 120
 
 
-def trial(variant, params=None, start_method="fork", workers=None):
-    """One trial through `python -m lab.experiments`, pinned to CPUS: (exit status, record)."""
+def trial(variant, params=None, start_method="fork", workers=None, cpus=CPUS):
+    """One trial through `python -m lab.experiments`, pinned to `cpus`: (exit status, record)."""
     spec = {"experiment": "lessons", "variant": variant, "params": params or {},
-            "workers": workers, "start_method": start_method, "expect_affinity": CPUS}
+            "workers": workers, "start_method": start_method, "expect_affinity": cpus}
     done = subprocess.run([sys.executable, "-m", "lab.experiments", json.dumps(spec)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=TRIAL_TIMEOUT_S,
-                          preexec_fn=lambda: os.sched_setaffinity(0, set(CPUS)))
+                          preexec_fn=lambda: os.sched_setaffinity(0, set(cpus)))
     lines = done.stdout.strip().splitlines()
     assert lines, f"no result line; stderr:\n{done.stderr[-2000:]}"
     return done.returncode, json.loads(lines[-1])
@@ -46,8 +46,8 @@ def passed(variant, params=None, start_method="fork", workers=None):
     return record
 
 
-def failed_check(variant, params=None, start_method="fork", workers=None):
-    code, record = trial(variant, params, start_method, workers)
+def failed_check(variant, params=None, start_method="fork", workers=None, cpus=CPUS):
+    code, record = trial(variant, params, start_method, workers, cpus)
     assert code == 1 and record["ok"] is False
     assert record["error"].startswith("check failed: "), record["error"]
     return record["error"]
@@ -238,6 +238,27 @@ def test_a_semaphore_admitting_three_fails_and_semaphore_2_never_admits_a_third(
         "test_semaphore_admits_three", params, "spawn", 4)
     record = passed("sync", {"primitive": "semaphore", **params}, "fork", 4)
     assert record["check"]["most_inside"] == 2  # the hold makes two at once certain
+
+
+DOUBLES_CAUGHT = {  # the double -> what its failure says (the stamps' words, or the probe's)
+    "test_value_noop_lock": ("lost under its lock", "the Value's lock"),
+    "test_lock_does_not_lock": ("inside a lock admitting 1",),
+    "test_semaphore_admits_three": ("inside a semaphore admitting 2",),
+    "test_event_wakes_early": ("before", "not set"),
+    "test_condition_does_not_lock": ("buffer", "consumed", "Condition"),
+    "test_barrier_does_not_wait": ("before the last", "alone"),
+}
+
+
+@pytest.mark.parametrize("cpus", [[0], [0, 1]], ids=["1 CPU", "2 CPUs"])
+@pytest.mark.parametrize("double", sorted(DOUBLES_CAUGHT))
+def test_every_double_is_caught_at_the_real_trials_settings(double, cpus):
+    """Hold 0, the real counts (normalize's defaults) and the family's workers (2 for shared
+    state, 4 for sync), on 1 CPU and on 2: the settings the real trials run at."""
+    assert lessons.normalize(double, {})["hold_us"] == 0
+    workers = 2 if lessons.DOUBLE_OF[double] == "shared_state" else 4
+    error = failed_check(double, {}, "fork", workers, cpus)
+    assert any(words in error for words in DOUBLES_CAUGHT[double]), error
 
 
 def test_the_section_check_counts_overlaps_exactly():

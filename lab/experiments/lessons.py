@@ -54,8 +54,12 @@ Test doubles (in VARIANTS, not in USER_VARIANTS; their trials must fail with Tri
   test_value_noop_lock         shared_state value_locked with a lock that does nothing
   test_lock_does_not_lock      sync lock with a lock that does nothing
   test_semaphore_admits_three  sync semaphore that admits semaphore_value + 1
-They hold their critical sections DOUBLE_HOLD_US (a sleep) so the race they leave open is hit
-on one CPU too, and default to DOUBLE_COUNT ops or increments.
+  test_event_wakes_early       sync event whose wait() never waits
+  test_condition_does_not_lock sync condition that neither locks nor is notified
+  test_barrier_does_not_wait   sync barrier that lets every party through at once
+They run at the real trials' settings (hold 0 unless given, the real counts and workers): the
+stamps catch them, and a probe after the clock (one acquire more than the limit, an Event not
+set, a Condition held by another process, a Barrier with one party) catches them every time.
 
 Params (`PARAMS` holds the defaults; None = the variant's default):
   repeats, constructors, pools          start_cost counts (repeats also: lifecycle terminate)
@@ -111,12 +115,17 @@ from lab.experiments.lessons_kit import SEED_POOL_WORKERS, SEED_TASKS  # noqa: F
 NAME = "lessons"
 USER_VARIANTS = ("start_cost", "pool_vs_process", "shared_state", "sync", "lifecycle",
                  "threads_vs_processes", "queue_in_process")
-TEST_DOUBLES = ("test_value_noop_lock", "test_lock_does_not_lock", "test_semaphore_admits_three")
+TEST_DOUBLES = ("test_value_noop_lock", "test_lock_does_not_lock", "test_semaphore_admits_three",
+                "test_event_wakes_early", "test_condition_does_not_lock",
+                "test_barrier_does_not_wait")
 VARIANTS = USER_VARIANTS + TEST_DOUBLES
 DOUBLE_OF = {"test_value_noop_lock": "shared_state", "test_lock_does_not_lock": "sync",
-             "test_semaphore_admits_three": "sync"}
-DOUBLE_HOLD_US = 200  # a double's critical section sleeps this long: the open race is hit
-DOUBLE_COUNT = 200  # a double's default ops / increments: with its hold, well under a second
+             "test_semaphore_admits_three": "sync", "test_event_wakes_early": "sync",
+             "test_condition_does_not_lock": "sync", "test_barrier_does_not_wait": "sync"}
+DOUBLE_PRIMITIVE = {"test_lock_does_not_lock": "lock", "test_semaphore_admits_three": "semaphore",
+                    "test_event_wakes_early": "event", "test_condition_does_not_lock": "condition",
+                    "test_barrier_does_not_wait": "barrier"}
+DOUBLE_HOLD_US = 200  # a hold a test may ask for, to make a race certain (doubles default to 0)
 
 RUNNERS = {"pool_vs_process": ("pool", "process_per_task", "seed_one_process",
                                "seed_two_processes", "seed_pool8"),
@@ -249,17 +258,15 @@ def _chunksize(value):
 
 
 def _fix_double(variant, p):
-    """A test double measures one fixed thing: its item, and a hold that opens its race."""
+    """A test double measures one fixed thing, its item, at the real trial's settings: the
+    same hold (0 unless given), counts and workers, so the checks that catch it are the ones
+    that guard the real trials."""
     if variant == "test_value_noop_lock":
         p["state"] = "value_locked"
-    elif variant == "test_lock_does_not_lock":
-        p["primitive"] = "lock"
-    elif variant == "test_semaphore_admits_three":
-        p["primitive"], p["semaphore_value"] = "semaphore", 2
-    if variant in TEST_DOUBLES:
-        p["hold_us"] = max(p["hold_us"], DOUBLE_HOLD_US)
-        p["ops"] = p["ops"] or DOUBLE_COUNT
-        p["increments"] = p["increments"] or DOUBLE_COUNT
+    elif variant in DOUBLE_PRIMITIVE:
+        p["primitive"] = DOUBLE_PRIMITIVE[variant]
+    if variant == "test_semaphore_admits_three":
+        p["semaphore_value"] = 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -228,6 +228,34 @@ def span(reports):
 
 
 # ---------------------------------------------------------------------------------------------
+# After the clock: does a lock exclude another process?
+
+PROBE_WAIT_S = 30.0
+
+
+def try_acquire(lock):
+    """A probe process: exit code 1 when it could acquire `lock` (held by its parent), else 0."""
+    got = lock.acquire(False)
+    if got:
+        lock.release()
+    raise SystemExit(1 if got else 0)
+
+
+def excluded_elsewhere(context, lock):
+    """After the clock: while this process holds `lock`, may another process acquire it? A
+    lock that excludes answers no (True)."""
+    with lock:
+        probe = context.Process(target=try_acquire, args=(lock,), daemon=True)
+        probe.start()
+        probe.join(PROBE_WAIT_S)
+    if probe.exitcode is None:
+        probe.kill()
+        probe.join()
+        raise TimeoutError("the exclusion probe did not finish")
+    return probe.exitcode == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Stamped critical sections
 
 

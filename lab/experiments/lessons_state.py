@@ -17,7 +17,7 @@ import time
 from multiprocessing import shared_memory
 
 from lab.experiments import TrialCheckFailed
-from lab.experiments.lessons_kit import Crew, metric, span
+from lab.experiments.lessons_kit import Crew, excluded_elsewhere, metric, span
 
 BARRIER_TIMEOUT_S = 60.0
 
@@ -235,7 +235,13 @@ def run_shared_state(context, p, workers, cpus, variant):
         if segment is not None:
             segment.close()
             segment.unlink()
-    return _outcome(p, state, variant, workers, expected, result, reports)
+    outcome = _outcome(p, state, variant, workers, expected, result, reports)
+    if state == "value_locked":  # the count may come out exact by luck: the lock must exclude
+        if not excluded_elsewhere(context, shared.get_lock()):
+            raise TrialCheckFailed("another process acquired the Value's lock while this one "
+                                   "held it (the probe after the clock)")
+        outcome["check"]["probe"] = "its lock, held here, refused another process"
+    return outcome
 
 
 def _outcome(p, state, variant, workers, expected, result, reports):

@@ -21,14 +21,74 @@ See lab/experiments/lessons.py for params and metrics. Importing this module sta
 """
 
 import array
+import threading
 import time
 
 from lab.experiments import SpecError, TrialCheckFailed
-from lab.experiments.lessons_kit import Crew, median, metric, most_inside, span
+from lab.experiments.lessons_kit import (Crew, excluded_elsewhere, median, metric, most_inside,
+                                         span)
 from lab.experiments.lessons_state import NoopLock
 
 WAIT_S = 30.0  # any single wait inside a worker: a hang becomes an error, never a stuck trial
 CONDITION_CAPACITY = 1
+PROBE_S = 0.01  # after the clock: how long a probe waits on what must not let it through
+
+
+# ---------------------------------------------------------------------------------------------
+# The test doubles' broken primitives (module level: spawn and forkserver children import them)
+
+
+class EarlyEvent:
+    """test_event_wakes_early: an Event whose wait() never waits."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def set(self):
+        self.event.set()
+
+    def clear(self):
+        self.event.clear()
+
+    def is_set(self):
+        return self.event.is_set()
+
+    def wait(self, timeout=None):
+        return True
+
+
+class LooseCondition:
+    """test_condition_does_not_lock: a Condition that neither locks nor is notified (its wait()
+    returns after a moment, as a spurious wake-up may)."""
+
+    def acquire(self, *_args, **_kwargs):
+        return True
+
+    def release(self):
+        pass
+
+    def __enter__(self):
+        return True
+
+    def __exit__(self, *_exc):
+        return False
+
+    def wait(self, timeout=None):
+        time.sleep(0)
+        return True
+
+    def notify_all(self):
+        pass
+
+
+class OpenBarrier:
+    """test_barrier_does_not_wait: a Barrier whose wait() lets everyone through at once."""
+
+    def __init__(self, parties):
+        self.parties = parties
+
+    def wait(self, timeout=None):
+        return 0
 
 
 def _hold(hold_s):
@@ -149,6 +209,26 @@ def barrier_party(index, start, barrier, rounds):
             "left": left}
 
 
+def probe_admits(lock, limit, primitive):
+    """After the clock: `limit` acquires fill it; one more acquire(block=False) must fail."""
+    held = 0
+    try:
+        for _ in range(limit):
+            if not lock.acquire(timeout=WAIT_S):
+                raise TimeoutError(f"the {primitive} probe could not acquire it {limit} times")
+            held += 1
+        extra = lock.acquire(False)
+        if extra:
+            held += 1
+    finally:
+        for _ in range(held):
+            lock.release()
+    if extra:
+        raise TrialCheckFailed(f"{limit + 1} acquires got inside a {primitive} admitting "
+                               f"{limit} (the probe after the clock: acquire(block=False) "
+                               f"succeeded)")
+
+
 def hold_then_release(lock, held, done, release_after):
     """Holds `lock` until `done`; releases it then only if asked (an RLock must be released by
     its owner; a Lock another process released must not be released twice)."""
@@ -262,6 +342,7 @@ def _sections(context, p, workers, variant):
     check = {}
     if variant == "test_lock_does_not_lock":
         lock, limit = NoopLock(), 1
+        check["release_by_other_process"] = "allowed"
     elif primitive == "semaphore_one":  # Semaphore(1): the Lock's contention, the same code
         lock, limit = context.Semaphore(1), 1
     elif primitive == "semaphore":
@@ -280,6 +361,9 @@ def _sections(context, p, workers, variant):
     enters = [t for r in reports for t in r["enters"]]
     inside, reached = check_sections(enters, [t for r in reports for t in r["exits"]], limit,
                                      primitive)
+    if primitive != "rlock":  # an RLock lets its owner in again: the stamps judge it
+        probe_admits(lock, limit, "lock" if primitive == "lock" else "semaphore")
+        check["probe"] = f"{limit} acquires filled it; one more was refused"
     check.update({"sections": len(enters), "limit": limit, "most_inside": inside,
                   "times_at_most": reached})
     if primitive == "rlock":
@@ -289,17 +373,23 @@ def _sections(context, p, workers, variant):
     return seconds, reports, metrics, check
 
 
-def _event(context, p, workers):
+def _event(context, p, workers, variant):
     if workers < 2:
         raise SpecError("lessons sync event needs 2 or more workers (a setter and a waiter)")
     rounds = p["ops"]
     event, woke = context.Event(), context.Barrier(workers, timeout=WAIT_S)
+    if variant == "test_event_wakes_early":
+        event = EarlyEvent(event)
     start = context.Barrier(workers, timeout=WAIT_S)
     with Crew(context, p["timeout_s"]) as crew:
         crew.start(event_setter, [(start, event, woke, rounds)])
         crew.start(event_waiter, [(start, event, woke, rounds)] * (workers - 1))
         reports = crew.collect()
     latencies = check_event_rounds(reports[0]["set_at"], [r["woke_at"] for r in reports[1:]])
+    event.clear()
+    if event.wait(PROBE_S):
+        raise TrialCheckFailed("a waiter woke on an Event that was not set (the probe after "
+                               "the clock)")
     seconds = span(reports)
     metrics = {**_op_metrics(seconds, rounds),
                "wake_us": metric(median(latencies) * 1e6, "us")}
@@ -307,11 +397,12 @@ def _event(context, p, workers):
                                        "every_waiter_woke_every_round": True}
 
 
-def _condition(context, p, workers):
+def _condition(context, p, workers, variant):
     if workers < 2:
         raise SpecError("lessons sync condition needs 2 or more workers (producer, consumers)")
     count = p["ops"]
-    condition = context.Condition()
+    condition = LooseCondition() if variant == "test_condition_does_not_lock" \
+        else context.Condition()
     items, done = context.RawValue("q", 0), context.RawValue("b", 0)
     start = context.Barrier(workers, timeout=WAIT_S)
     with Crew(context, p["timeout_s"]) as crew:
@@ -320,28 +411,44 @@ def _condition(context, p, workers):
         reports = crew.collect()
     check_buffer(reports[0]["produced"], [r["consumed"] for r in reports[1:]], count,
                  CONDITION_CAPACITY)
+    if not excluded_elsewhere(context, condition):
+        raise TrialCheckFailed("another process acquired a Condition this one held (the probe "
+                               "after the clock)")
     seconds = span(reports)
     return seconds, reports, _op_metrics(seconds, count), {
         "items": count, "consumers": workers - 1, "capacity": CONDITION_CAPACITY,
         "consumed_per_consumer": [len(r["consumed"]) for r in reports[1:]]}
 
 
-def _barrier(context, p, workers):
+def _barrier(context, p, workers, variant):
     if workers < 2:
         raise SpecError("lessons sync barrier needs 2 or more workers (parties)")
     rounds, bound_s = p["ops"], p["barrier_bound_ms"] / 1e3
     barrier = context.Barrier(workers, timeout=WAIT_S)
+    if variant == "test_barrier_does_not_wait":
+        barrier = OpenBarrier(workers)
     start = context.Barrier(workers, timeout=WAIT_S)
     with Crew(context, p["timeout_s"]) as crew:
         crew.start(barrier_party, [(start, barrier, rounds)] * workers)
         reports = crew.collect()
     spreads = check_barrier_rounds([r["arrived"] for r in reports],
                                    [r["left"] for r in reports], bound_s)
+    _probe_barrier(barrier)
     seconds = span(reports)
     metrics = {**_op_metrics(seconds, rounds),
                "release_spread_us": metric(median(spreads) * 1e6, "us"),
                "release_spread_max_us": metric(max(spreads) * 1e6, "us")}
     return seconds, reports, metrics, {"rounds": rounds, "parties": workers}
+
+
+def _probe_barrier(barrier):
+    """After the clock: one party alone must not get through a Barrier of several."""
+    try:
+        barrier.wait(PROBE_S)
+    except threading.BrokenBarrierError:
+        return
+    raise TrialCheckFailed(f"one party got through a Barrier of {barrier.parties} alone (the "
+                           f"probe after the clock)")
 
 
 def run_sync(context, p, workers, cpus, variant):
@@ -350,11 +457,11 @@ def run_sync(context, p, workers, cpus, variant):
     if primitive in ("lock", "rlock", "semaphore", "semaphore_one"):
         seconds, reports, metrics, check = _sections(context, p, workers, variant)
     elif primitive == "event":
-        seconds, reports, metrics, check = _event(context, p, workers)
+        seconds, reports, metrics, check = _event(context, p, workers, variant)
     elif primitive == "condition":
-        seconds, reports, metrics, check = _condition(context, p, workers)
+        seconds, reports, metrics, check = _condition(context, p, workers, variant)
     else:
-        seconds, reports, metrics, check = _barrier(context, p, workers)
+        seconds, reports, metrics, check = _barrier(context, p, workers, variant)
     check.update({"primitive": primitive, "workers": workers, "ops": p["ops"],
                   "hold_us": p["hold_us"]})
     if primitive == "semaphore":

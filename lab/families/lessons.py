@@ -314,8 +314,11 @@ def _sized(lesson, params, method, workers, size):
     ~0.2 s timed sections) times `size`."""
     p = dict(params)
     family = trial.DOUBLE_OF.get(lesson, lesson)
-    if lesson in trial.TEST_DOUBLES:
-        p["ops" if family == "sync" else "increments"] = scaled(trial.DOUBLE_COUNT * 5, size)
+    if lesson in trial.TEST_DOUBLES:  # the real trial's counts: caught where it runs
+        if family == "sync":
+            p["ops"] = scaled(trial.PRIMITIVE_OPS[trial.DOUBLE_PRIMITIVE[lesson]], size)
+        else:
+            p["increments"] = scaled(trial.STATE_INCREMENTS["value_locked"], size)
     elif lesson == "start_cost":
         p.update(repeats=scaled(START_REPEATS.get(method, 20), size),
                  constructors=scaled(trial.PARAMS["constructors"], size),

@@ -38,7 +38,10 @@ for _name, _lesson in LESSONS.items():
     CHECKS.update({(_name, item): check for item, check in _lesson.checks.items()})
 DOUBLE_OF = {"test_value_noop_lock": ("shared_state", "value_locked"),
              "test_lock_does_not_lock": ("sync", "lock"),
-             "test_semaphore_admits_three": ("sync", "semaphore")}
+             "test_semaphore_admits_three": ("sync", "semaphore"),
+             "test_event_wakes_early": ("sync", "event"),
+             "test_condition_does_not_lock": ("sync", "condition"),
+             "test_barrier_does_not_wait": ("sync", "barrier")}
 _rows = rows_of  # the charts' name for it
 NO_VERDICT_RESULT = "NO VERDICT"  # a check whose trials errored (crashed, timed out), none failed
 
