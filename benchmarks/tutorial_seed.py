@@ -4,6 +4,9 @@ the lab's seed-timed trials, in the trial image, pinned to the same CPUs.
     .venv/bin/python -m benchmarks.tutorial_seed [--repeat 5] [--counts 100000,1000000]
                                                  [--channels queue,joinable_queue,pipe]
 
+Without --counts, INVOKE_IPC_MESSAGES (the ipc task's size knob) gives the counts when it holds
+numbers (`INVOKE_IPC_MESSAGES=10000` for a quick look); else 100000,1000000.
+
 For every channel and count it runs, alternately (interleaved, so drift hits both alike), a
 plain program written the tutorial's way (its multiprocessing-queue / joinablequeue / pipe
 programs: an unbounded channel, one reader process, the clock from right after start() to the
@@ -15,6 +18,8 @@ like the lab's (no network, read-only root with a /tmp tmpfs, every capability d
 
 import argparse
 import json
+import os
+import re
 import statistics
 
 import docker
@@ -195,10 +200,16 @@ def _spread(values):
     return f"{min(values):.3f}-{max(values):.3f}"
 
 
+def default_counts():
+    """The ipc task's size knob when it names counts (not `auto`): one knob sizes both."""
+    knob = os.environ.get("INVOKE_IPC_MESSAGES", "").replace(" ", "")
+    return knob if re.fullmatch(r"\d+(,\d+)*", knob) else "100000,1000000"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--counts", default="100000,1000000")
+    parser.add_argument("--counts", default=default_counts())
     parser.add_argument("--channels", default="queue,joinable_queue,pipe")
     args = parser.parse_args()
     channels = [c for c in args.channels.split(",") if c]

@@ -291,7 +291,8 @@ STEPS = [
     Step((".venv/bin/python -m benchmarks.slurm_overhead --trials 15",), lane="beds"),
     Step(("scripts/setup --slurm",), lane="beds"),
     Step(("python -m benchmarks.build_times",), lane="beds"),
-    Step(("python -m benchmarks.tutorial_seed --repeat 7",), lane="beds"),
+    Step(("python -m benchmarks.tutorial_seed --repeat 7",), lane="beds",
+         env={**SIZE, "INVOKE_IPC_MESSAGES": "10000"}),
 
     # --- last: the test beds' own off switches, each followed by the harness turning it on
     Step(("scripts/testbed/remote down",), after="scripts/testbed/remote up",
