@@ -206,3 +206,32 @@ def test_the_claim_sentences_are_computed_from_the_data():
     assert "Process() alone took 2.0 µs" in sentence
     (claim, verdict, sentence), = analysis.claims(summary(11.0), None)
     assert verdict == "not held" and sentence.startswith("Not held") and "fork 11 µs" in sentence
+
+
+def test_size_auto_sizes_each_point_from_its_warm_up(tmp_path):
+    """--size auto: the warm-up runs the default count, the measured trials the count that
+    makes the section last --min-seconds (1.5x over, as ipc's auto counts); single operations
+    and the tutorial's fixed tasks keep theirs."""
+    said = []
+    code = commands.run_family("lessons", {"results_dir": str(tmp_path), "backend": "local",
+                                           "dry_run": True, "cpus": "1", "size": "auto",
+                                           "lessons": "start_cost,lifecycle",
+                                           "start_methods": "fork"},
+                               config(tmp_path), say=said.append)
+    assert code == 0 and "'sizing': 'auto'" in "\n".join(said)
+    from lab.run.plan import make_point
+    lessons_family = family.LessonsFamily()
+
+    def point(variant, **params):
+        return make_point(experiment="lessons", variant=variant, limit="cpuset", cpus=1,
+                          cpuset="0", quota=None, placement="spread", workers=None,
+                          start_method="fork", image="img",
+                          params={**params, "sizing": "auto", "min_seconds": 0.2})
+    start = point("start_cost", repeats=100, constructors=20000, pools=10)
+    first = lessons_family.trial_params(start, None)
+    assert "sizing" not in first and first["repeats"] == 100
+    warm = {"ok": True, "seconds": 0.1, "params": first}
+    assert lessons_family.trial_params(start, warm)["repeats"] == 300  # 100 x 0.2 / 0.1 x 1.5
+    assert lessons_family.trial_params(start, {"ok": False, "seconds": None}) is None
+    assert family.count_key("lifecycle", {"case": "daemon"}) is None  # a single operation
+    assert family.count_key("pool_vs_process", {"runner": "seed_two_processes"}) is None

@@ -60,7 +60,8 @@ class LessonsOptions(FamilyOptions):
     states: list
     primitives: list
     cases: list
-    size: float             # a fraction of each lesson's default counts
+    size: object            # a fraction of each lesson's default counts, or "auto": sized
+                            # from each point's warm-up to --min-seconds
 
 
 
@@ -85,13 +86,15 @@ def _chunksizes(text):
 
 def _size(value):
     text = str(value).strip()
+    if text == "auto":
+        return "auto"
     try:
         size = float(text) if re.fullmatch(r"[0-9.eE+-]+", text) else math.nan
     except ValueError:
         size = math.nan
     if not 0.001 <= size <= 100:  # also catches NaN
-        raise BadInput(f"--size {value!r}: not allowed; allowed: a fraction of the default "
-                       f"counts from 0.001 to 100 (1 = timed sections of about 0.2 s)")
+        raise BadInput(f"--size {value!r}: not allowed; allowed: auto, or a fraction of the "
+                       f"default counts from 0.001 to 100 (1 = timed sections of about 0.2 s)")
     return size
 
 
@@ -99,6 +102,23 @@ def _items(flag, text, allowed):
     if str(text).strip() == "all":
         return list(allowed)
     return parse.choices(flag, text, allowed)
+
+
+SIZING_MARGIN = 1.5  # auto counts aim at 1.5 x --min-seconds, so noise rarely takes one under
+SIZING_MAX_FACTOR = 100  # an auto count stays within 100x the default (a broken warm-up)
+
+
+def count_key(lesson, params):
+    """The param that sets how long a point's timed section lasts (None: a single operation,
+    the tutorial's fixed task, or a test double at the real trials' counts)."""
+    if lesson in trial.TEST_DOUBLES:
+        return None
+    if lesson == "pool_vs_process":
+        return "tasks" if params.get("runner") in ("pool", "process_per_task") else None
+    if lesson == "lifecycle":
+        return "repeats" if params.get("case") == "terminate" else None
+    return {"start_cost": "repeats", "shared_state": "increments", "sync": "ops",
+            "threads_vs_processes": "iterations", "queue_in_process": "messages"}.get(lesson)
 
 
 def scaled(count, size):
@@ -123,8 +143,9 @@ class LessonsFamily(Family):
         "states": "shared_state items: all, or some of: " + ", ".join(trial.STATES),
         "primitives": "sync items: all, or some of: " + ", ".join(trial.PRIMITIVES),
         "cases": "lifecycle items: all, or some of: " + ", ".join(trial.CASES),
-        "size": "a fraction of every lesson's default counts (1: timed sections of about "
-                "0.2 s; 0.05: a quick look)",
+        "size": "auto (each point's count sized from its warm-up so its timed section lasts "
+                "--min-seconds), or a fraction of every lesson's default counts (1: timed "
+                "sections of about 0.2 s; 0.05: a quick look)",
     }
     plan_flags = OWN_FLAGS
     lengthen_flag = "--size"
@@ -171,8 +192,11 @@ class LessonsFamily(Family):
                     for method, workers, params in self._items(lesson, options, count):
                         method = method or shared.start_method
                         resolved = defaults.get(image) if method == "default" else method
+                        auto = options.size == "auto"
                         params = _sized(lesson, params, resolved or "fork", workers or count,
-                                        options.size)
+                                        1 if auto else options.size)
+                        if auto and count_key(lesson, params):
+                            params.update(sizing="auto", min_seconds=shared.min_seconds)
                         point = make_point(
                             experiment=self.experiment, variant=lesson, limit="cpuset",
                             cpus=count, cpuset=cpuset, quota=None, placement=shared.placement,
@@ -220,6 +244,25 @@ class LessonsFamily(Family):
             for kind in trial.QUEUE_KINDS:
                 yield None, None, {"queue_kind": kind}
 
+    def trial_params(self, point, warmup):
+        """Counts as given (--size a number); under --size auto the default count for the
+        warm-up trial, then the count that makes the point's section last --min-seconds (aimed
+        SIZING_MARGIN over, as ipc's auto counts) from what the warm-up measured."""
+        params = point.params_dict
+        if params.get("sizing") != "auto":
+            return params
+        base = {k: v for k, v in params.items() if k not in ("sizing", "min_seconds")}
+        key = count_key(point.variant, params)
+        if warmup is None or key is None:
+            return base
+        measured = warmup.get("seconds")
+        if not warmup.get("ok") or not measured or measured <= 0:
+            return None  # keep the first count
+        ran = int((warmup.get("params") or {}).get(key) or base[key])
+        wanted = math.ceil(ran * float(params["min_seconds"]) / measured * SIZING_MARGIN)
+        cap = min(trial.LIMITS[key][1], base[key] * SIZING_MAX_FACTOR)
+        return {**base, key: max(1, min(wanted, cap))}
+
     def estimate(self, point, prepared):
         p = point.params_dict
         method = point.start_method
@@ -252,6 +295,9 @@ class LessonsFamily(Family):
         lesson = trial.DOUBLE_OF.get(row["variant"], row["variant"])
         if lesson == "lifecycle" and row.get("param.case") != "terminate":
             return "a single operation: its figure is a fact with a cost, not lengthened"
+        if row.get("param.sizing") == "auto":
+            return ("sized from its warm-up, the measured trials ran faster than it: rerun, or "
+                    "raise --min-seconds")
         if not row["median_s"] > 0:
             return super().too_short_advice(row, min_seconds)
         return f"multiply --size by at least {math.ceil(min_seconds / row['median_s'] * 10) / 10:g}"
