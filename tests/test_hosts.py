@@ -254,7 +254,24 @@ def test_second_engine_killed_mid_run_first_host_completes_and_resume_finishes(b
     final = lab_records.read_records(folder / "raw.jsonl", warn=lambda *_: None)
     keys = {(r["point_id"], r["round"]) for r in final if r["ok"]}
     assert len(keys) == 2 * planned, "every trial of both hosts measured once resumed"
-    assert json.loads((folder / "meta.json").read_text())["status"] == "complete"
+    after = json.loads((folder / "meta.json").read_text())
+    assert after["status"] == "complete"
+    # complete now: the failure is history, not the run's state
+    assert "failure" not in after and "hosts_lost" not in after
+    assert after["failures"] == [{"failure": meta["failure"], "hosts_lost": meta["hosts_lost"],
+                                  "resolved_by_resume": 1}]
+    # Trials of `local` alone left (as if the lab died before they ran): resumed, they are
+    # still `local`'s, not a host named after this machine.
+    lines = (folder / "raw.jsonl").read_text().splitlines(keepends=True)
+    drop = [i for i, line in enumerate(lines) if json.loads(line)["host"] == "local"][-2:]
+    (folder / "raw.jsonl").write_text("".join(l for i, l in enumerate(lines) if i not in drop))
+    again = invoke("scale", "--resume", folder.name, "--results-dir", str(results))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"2 of {2 * planned} trials to run" in again.stdout
+    final = records_of(folder / "raw.jsonl")
+    assert {r["host"] for r in final} == {"local", bed["url"]}
+    assert len([r for r in final if r["host"] == "local" and r["ok"]]) == planned
+    assert "failure" not in json.loads((folder / "meta.json").read_text())
 
 
 def test_ctrl_c_stops_every_hosts_containers(bed, tmp_path):

@@ -196,7 +196,8 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
         # only the hosts with trials left: one that is done may be gone for good
         hosts = list(dict.fromkeys(t.point.host for t in previous.pending))
         backend = connect_backend(backend_flag or wanted, config, say,
-                                  ["local"] if hosts == [""] else hosts)
+                                  ["local"] if hosts == [""] else hosts,
+                                  several=hosts != [""])  # `local` of --hosts stays `local`
         if backend.name != wanted:
             raise BadInput(f"--resume {run}: the backend differs from the run's: the run ran on "
                            f"{wanted}, {backend.name} is what answers here")
@@ -214,6 +215,7 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
             say(f"run {run}: all {total} trials are recorded; nothing to resume")
             if previous.meta.get("status") != "complete":
                 _update_meta(folder, run, status="complete")
+            _retire_failure(folder, run)
             return folder, "complete"
         if backend is None:  # pragma: no cover (another process removed records meanwhile)
             raise runfolder.RunFolderError(f"--resume {run}: raw.jsonl changed while it was "
@@ -241,9 +243,31 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
             except runner.Interrupted as why:
                 guard.closing()
                 status = interrupted_before_trials(family.name, folder, why, say)
+        if status == "complete":
+            _retire_failure(folder, run)
         return folder, status
     finally:
         folder.unlock()
+
+
+def _retire_failure(folder, run):
+    """A run that is complete now keeps no `failure` or `hosts_lost`: they move to its history
+    (`failures`, each with the status it had and when it ended)."""
+    meta = folder.read_meta()
+    if not (meta.get("failure") or meta.get("hosts_lost")):
+        return
+    history = list(meta.get("failures") or [])
+    history.append({key: meta.get(key) for key in ("failure", "hosts_lost")
+                    if meta.get(key) is not None})
+    history[-1]["resolved_by_resume"] = len(meta.get("resumes") or [])
+    for key in ("failure", "hosts_lost"):
+        meta.pop(key, None)
+    meta["failures"] = history
+    try:
+        folder.write_meta(meta)
+    except OSError as error:
+        raise runfolder.RunFolderError(f"--resume {run}: cannot write {folder.meta_path}: "
+                                       f"{error.strerror or error}") from None
 
 
 def _remove_leftovers(backend, run, say):

@@ -47,11 +47,12 @@ def _silent(*_args, **_kwargs):
 
 # --- a backend and its images ----------------------------------------------------------------------
 
-def connect_backend(name, config, say=print, hosts=("local",)):
-    """The backend for `--backend name` (auto, docker, local) on `hosts` (--hosts), or BadInput
-    saying what to do."""
+def connect_backend(name, config, say=print, hosts=("local",), several=False):
+    """The backend for `--backend name` (auto, docker, local) on `hosts` (--hosts; `several`:
+    a --hosts run even with `local` alone, its records labelled `local`), or BadInput saying
+    what to do."""
     try:
-        return choose_backend(name, config, say=say, hosts=hosts)
+        return choose_backend(name, config, say=say, hosts=hosts, several=several)
     except BackendUnavailable as why:
         if list(hosts or ["local"]) != ["local"]:
             raise BadInput(f"--hosts: {why}") from None
