@@ -23,14 +23,15 @@ from lab.run.plan import make_point
 
 END_PLACEMENTS = trial.PLACEMENTS
 SIZING_MARGIN = 1.5  # auto counts aim at 1.5 x --min-seconds, so noise rarely takes one under
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20}
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gib": 1 << 30}
 
 
-def parse_size(flag, item):
-    """'0', '65536', '64KiB', '1M' -> bytes; negative or malformed sizes are refused."""
+def parse_size(flag, item, allowed="bytes from 0 to 1MiB, e.g. 0,64KiB"):
+    """'0', '65536', '64KiB', '1M', '4GiB' -> bytes; negative or malformed sizes are refused."""
     match = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", item.strip())
     if not match or match.group(2).lower() not in _UNITS:
-        raise BadInput(f"{flag} {item!r}: not a size; allowed: bytes from 0 to 1MiB, e.g. 0,64KiB")
+        raise BadInput(f"{flag} {item!r}: not a size; allowed: {allowed}")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
@@ -91,7 +92,7 @@ class IpcFamily(Family):
         "end_placement": "where the two ends run: free, same (one CPU), split (own CPUs)",
         "patterns": "stream (throughput) and/or pingpong (round-trip latency)",
         "timing": "handshake (both ends ready before the clock) and/or seed (the tutorial's)",
-        "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 256MiB "
+        "bytes_per_trial": "for big messages, count = min(messages, this / size), e.g. 4GiB "
                            "(a count sized by --messages auto too)",
     }
     plan_flags = OWN_FLAGS
@@ -120,7 +121,8 @@ class IpcFamily(Family):
             end_placements=parse.choices("--end-placement", v["end_placement"], END_PLACEMENTS),
             patterns=parse.choices("--patterns", v["patterns"], trial.PATTERNS),
             timings=parse.choices("--timing", v["timing"], trial.TIMINGS),
-            bytes_per_trial=(parse_size("--bytes-per-trial", budget)
+            bytes_per_trial=(parse_size("--bytes-per-trial", budget,
+                                        "bytes with an optional unit, e.g. 256MiB or 4GiB")
                              if budget not in ("", "none", "None") else None))
 
     @staticmethod
