@@ -6,7 +6,10 @@ from lab.analysis import lessons as results
 from lab.present import lessons_charts
 from lab.present.lessons_verdicts import verdict_table
 from lab.present.report import Section
+from lab.analysis.warnings import CV_WIDE, MIN_SECONDS, normalised
 from lab.present.tables import Table
+
+SYSTEM_WARNINGS = ("load-high", "swap", "steal-time", "throttled", "governor")
 
 TIMING_NOTE = (
     "Timed sections: start_cost sums its start()+join() times (the metrics are medians per "
@@ -36,11 +39,25 @@ def checks_table(checks):
                   "observed"], rows, "llllll")
 
 
-def figures_table(summary):
+def point_flags(row, min_seconds=MIN_SECONDS):
+    """The data warnings that touch this point, in a word each (the Warnings list says why)."""
+    flags = []
+    if row.get("n", 0) and row["median_s"] == row["median_s"] and row["median_s"] < min_seconds:
+        flags.append("too short")
+    if row.get("cv") == row.get("cv") and row.get("cv", 0) > CV_WIDE:
+        flags.append(f"CV {row['cv']:.0%}")
+    if 0 < row.get("n", 0) < 3:
+        flags.append(f"n={int(row['n'])}")
+    if row.get("outliers", 0):
+        flags.append(f"{int(row['outliers'])} outlier(s)")
+    return ", ".join(flags)
+
+
+def figures_table(summary, min_seconds=MIN_SECONDS):
     several = summary["python"].nunique() > 1
     headers = (["python"] if several else []) + [
         "lesson", "item", "CPUs", "start method", "workers", "n", "measure",
-        "median [min, max]", "also", "failed"]
+        "median [min, max]", "also", "failed", "warnings"]
     rows = []
     for _, row in summary.iterrows():
         metric = row["headline"]
@@ -60,8 +77,9 @@ def figures_table(summary):
             else str(int(row["workers"]))
         rows.append(([str(row["python"])] if several else []) + [
             row["lesson"], item, str(int(row["cpus"])), str(row["resolved_start_method"] or "?"),
-            workers, str(int(row["n"])), measure, value, _also(row), str(int(row["failed"]))])
-    return Table(headers, rows, ("l" if several else "") + "llrlrrll" + "lr")
+            workers, str(int(row["n"])), measure, value, _also(row), str(int(row["failed"])),
+            point_flags(row, min_seconds)])
+    return Table(headers, rows, ("l" if several else "") + "llrlrrll" + "lrl")
 
 
 ALSO = {
@@ -126,6 +144,11 @@ def lessons_section(trials, summary, out, meta, say):
     say("\nBehaviour checks:\n" + "\n".join(
         f"- {r.result:6} {r.lesson} {r.item}: {r.observed}"
         + (f" (first failure: {r.failure})" if r.failure else "") for r in checks.itertuples()))
+    touching = [w for w in normalised(meta.get("warnings"))
+                if w["code"].startswith(SYSTEM_WARNINGS)]
+    if len(table) and touching:
+        section.add("notes", [f"{w['code']}: {w['message']}" for w in touching],
+                    "Warnings that touch every verdict below (the machine, not one point):")
     if len(table):
         section.add("table", verdict_table(table),
                     "Every verdict per Python and CPU count: a ratio of medians with its "
@@ -145,9 +168,11 @@ def lessons_section(trials, summary, out, meta, say):
                 "Every behaviour check: PASS when every trial held it (warm-up trials "
                 "included), FAIL with the first failure's reason; lesson and fact lines say "
                 "what was seen, never a failure")
-    section.add("table", figures_table(summary),
+    min_seconds = float((meta.get("options") or {}).get("min_seconds") or MIN_SECONDS)
+    section.add("table", figures_table(summary, min_seconds),
                 "Every point: the measure's median over the measured trials, with the "
-                "smallest and largest trial; 'start method' is what the trials resolved to")
+                "smallest and largest trial; 'start method' is what the trials resolved to; "
+                "'warnings' names the data warnings that touch the point (see Warnings)")
     section.add("notes", [TIMING_NOTE], "How each lesson is timed:")
     section.add("charts", [c for c in charts if c.suffix == ".png"])
     return section

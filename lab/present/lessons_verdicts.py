@@ -53,7 +53,7 @@ def figure_words(row):
             text += f", {percent(row['coverage'])} coverage"
     else:
         text += " (no interval)"
-    if math.isfinite(row["threshold"]):
+    if math.isfinite(row["threshold"]) and row["verdict"] != judge.FACT:
         text += f"; held above {times(row['threshold'])}"
     return text
 

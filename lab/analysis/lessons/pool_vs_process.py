@@ -8,7 +8,7 @@ import pandas as pd
 from lab.analysis.lessons import judge as v
 from lab.analysis.lessons.base import (TUTORIAL, Lesson, at_most_cpus, per_python, rows_of,
                                        span, table_of, values)
-from lab.analysis.lessons.units import cpus_words, duration, short_python, times
+from lab.analysis.lessons.units import cpus_words, duration, short_python, times, whole
 
 METRIC_WORDS = {"per_task_us": "per task", "tasks_per_second": "tasks/s",
                 "task_cpu_us": "task's own CPU", "pool_start_us": "pool start"}
@@ -89,8 +89,10 @@ def verdicts(trials, summary):
                     & (per["param.task_iterations"] == size)]
         if other.empty:
             continue
-        figure = (f"per task, a Process per task / a reused pool (chunksize "
-                  f"{mine['param.chunksize'].iloc[0]}), {int(size):,} loops")
+        chunk = mine["param.chunksize"].iloc[0]
+        chunk = chunk if str(chunk) == "auto" else whole(chunk)
+        figure = (f"per task, a Process per task / a reused pool (chunksize {chunk}), "
+                  f"{int(size):,} loops")
         out.append(v.gated_ratio(POOL_CLAIM, python, cpus, figure, trials, other, mine,
                                  "per_task_us", 1.0))
     seeds = rows_of(summary, every=True, lesson="pool_vs_process",
