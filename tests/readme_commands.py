@@ -252,8 +252,8 @@ STEPS = [
     Step(("python -m benchmarks.overhead --trials 15",)),
 
     # --- hosts over SSH: the README's VMs are test-bed stand-ins ------------------------------
-    Step(("scripts/setup --engine --remote --slurm && .venv/bin/python -m pytest -ra",),
-         how=CI, run=("scripts/setup --engine --remote --slurm",), lane="beds",
+    Step(("scripts/setup --engine --remote --slurm --docs && .venv/bin/python -m pytest -ra",),
+         how=CI, run=("scripts/setup --engine --remote --slurm --docs",), lane="beds",
          why=".ci/run runs this line (with CI=true) in a fresh clone: the suite is this run; "
              "the set-up part runs here (it sets up the second clone the test beds' lane "
              "runs in); the pytest part would run this suite inside itself"),
