@@ -19,6 +19,38 @@ def warning(code, message, advice):
     return {"code": code, "message": message, "advice": advice}
 
 
+def listed_warning(code, lead, points, advice):
+    """A warning naming points: `points` is [(label, detail)], a point's words (point_label)
+    and what was seen there (" (CV 13%)"). The message is the lead and the first points in one
+    sentence, as ever; `lead` and `points` let a report show every point grouped
+    (`grouped_points`)."""
+    message = lead + ": " + _listing([label + detail for label, detail in points])
+    return {**warning(code, message, advice), "lead": lead,
+            "points": [[str(label), str(detail)] for label, detail in points]}
+
+
+GROUP_FROM = 4  # a warning naming this many points or more is shown as a grouped list
+
+
+def grouped_points(item):
+    """(common, [(group, [entry])]) of a warning naming GROUP_FROM points or more, else None.
+    A point's group is the first word of its label (the lesson, the variant, the channel); its
+    entry the rest with what was seen; `common` the label parts every point shares (one Python),
+    said once instead of on every entry."""
+    points = item.get("points") or []
+    if len(points) < GROUP_FROM:
+        return None
+    labels = [str(label).split(", ") for label, _ in points]
+    common = [part for part in labels[0][1:] if all(part in parts[1:] for parts in labels)]
+    groups = {}
+    for parts, (_, detail) in zip(labels, points):
+        head, _, rest = parts[0].partition(" ")
+        words = ([rest] if rest else []) + [p for p in parts[1:] if p not in common]
+        entry = (", ".join(words) + str(detail)).strip().removeprefix(": ")
+        groups.setdefault(head, []).append(entry)
+    return ", ".join(common), list(groups.items())
+
+
 # --- data checks -------------------------------------------------------------------------------
 
 def point_label(row, varying=(), show_workers=False):
@@ -85,23 +117,23 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
     short = [row for row in rows if row["median_s"] < min_seconds]
     if short:
         advise = advice or (lambda row, target: f"lengthen its trials ({longer})")
-        out.append(warning(
+        out.append(listed_warning(
             "too-short",
             f"{len(short)} point{'s' if len(short) > 1 else ''} rest on timed sections under "
             f"{min_seconds:g} s, too short to trust (the clock, a scheduler tick and a page fault "
-            f"are a large part of them): "
-            + _listing([f"{point_label(r, varying)}: {r['median_s'] * 1e3:.1f} ms; "
-                        f"{advise(r, min_seconds)}" for r in short]),
+            f"are a large part of them)",
+            [(point_label(r, varying), f": {r['median_s'] * 1e3:.1f} ms; "
+                                       f"{advise(r, min_seconds)}") for r in short],
             f"size the trials to --min-seconds {min_seconds:g} or more; the lab does so itself "
             f"where it chooses the counts"))
 
     wide = [row for row in rows if row["cv"] > CV_WIDE]
     if wide:
-        out.append(warning(
+        out.append(listed_warning(
             "spread-too-wide",
             f"{len(wide)} point{'s' if len(wide) > 1 else ''} vary by more than {CV_WIDE:.0%} "
-            f"(coefficient of variation) between trials: "
-            + _listing([f"{point_label(r, varying)} (CV {r['cv']:.0%})" for r in wide]),
+            f"(coefficient of variation) between trials",
+            [(point_label(r, varying), f" (CV {r['cv']:.0%})") for r in wide],
             f"find the noise before trusting differences smaller than the spread: quiet the "
             f"machine, lengthen each trial ({longer}) so start-up jitter matters less, and raise "
             f"--repeat; the median and its interval are robust, the mean is not"))
@@ -110,18 +142,19 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
     for row in rows:
         relative = (row["median_ci_high_s"] - row["median_ci_low_s"]) / row["median_s"] \
             if row["median_s"] > 0 else math.nan
+        name = point_label(row, varying)
         if row["n"] < 3:
-            few.append(f"{point_label(row, varying)} (n={row['n']}: no spread to judge)")
+            few.append((name, f" (n={row['n']}: no spread to judge)"))
         elif row["n"] < MIN_REPEATS and row["cv"] > CV_FEW:
-            few.append(f"{point_label(row, varying)} (n={row['n']}, CV {row['cv']:.0%})")
+            few.append((name, f" (n={row['n']}, CV {row['cv']:.0%})"))
         elif relative > CI_WIDE:
-            few.append(f"{point_label(row, varying)} (n={row['n']}, the median's "
-                       f"{row['median_ci_coverage']:.0%} interval spans {relative:.0%} of it)")
+            few.append((name, f" (n={row['n']}, the median's {row['median_ci_coverage']:.0%} "
+                              f"interval spans {relative:.0%} of it)"))
     if few:
-        out.append(warning(
+        out.append(listed_warning(
             "too-few-repeats",
-            f"too few trials for the spread seen at {len(few)} point{'s' if len(few) > 1 else ''}: "
-            + _listing(few),
+            f"too few trials for the spread seen at {len(few)} point{'s' if len(few) > 1 else ''}",
+            few,
             f"rerun with --repeat {max(10, MIN_REPEATS)} or more: with 10 trials the median's "
             f"interval runs from the 2nd to the 9th at 97.9% coverage; below {MIN_REPEATS} no "
             f"interval reaches 90% ([min, max] of 5 is 93.75%)"))
@@ -153,12 +186,12 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
     outliers = [row for row in rows if row.get("outliers", 0) > 0]
     if outliers:
         total = int(sum(row["outliers"] for row in outliers))
-        out.append(warning(
+        out.append(listed_warning(
             "outliers",
             f"{total} trial{'s' if total > 1 else ''} at {len(outliers)} "
             f"point{'s' if len(outliers) > 1 else ''} lie outside Tukey's fences (1.5 IQR beyond "
-            f"the quartiles); they are kept in every statistic and counted in summary.csv: "
-            + _listing([f"{point_label(r, varying)} ({int(r['outliers'])})" for r in outliers]),
+            f"the quartiles); they are kept in every statistic and counted in summary.csv",
+            [(point_label(r, varying), f" ({int(r['outliers'])})") for r in outliers],
             "look at when they ran (started_at and `outlier` in the trials): a cluster in time "
             "points to interference from outside; the medians barely move, means would"))
     return out
@@ -196,9 +229,14 @@ def normalised(warnings):
     out = []
     for item in warnings or ():
         if isinstance(item, dict):
-            out.append({"code": str(item.get("code") or "run"),
-                        "message": str(item.get("message") or ""),
-                        "advice": str(item.get("advice") or "")})
+            kept = {"code": str(item.get("code") or "run"),
+                    "message": str(item.get("message") or ""),
+                    "advice": str(item.get("advice") or "")}
+            if item.get("points") and isinstance(item["points"], list):
+                kept.update(lead=str(item.get("lead") or kept["message"]),
+                            points=[list(map(str, p))[:2] for p in item["points"]
+                                    if isinstance(p, (list, tuple)) and len(p) >= 2])
+            out.append(kept)
         else:
             out.append(warning("run", str(item), ""))
     return out

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from lab.analysis import stats
 from lab.analysis.trials import load_trials, measured
-from lab.analysis.warnings import MIN_SECONDS, data_warnings, normalised
+from lab.analysis.warnings import MIN_SECONDS, data_warnings, grouped_points, normalised
 from lab.present.tables import Table
 
 SUMMARY = "summary.csv"
@@ -229,6 +229,13 @@ def write_markdown(out, report):
     lines += ["## Warnings", ""]
     if report.warnings:
         for item in report.warnings:
+            grouped = grouped_points(item)
+            if grouped:
+                common, groups = grouped
+                lines.append(f"- **{item['code']}**: {_lead(item, common)}:")
+                lines += [f"  - **{group}**: " + " · ".join(entries) for group, entries in groups]
+                lines += ["", f"  *What to do:* {item['advice']}", ""] if item["advice"] else [""]
+                continue
             lines.append(f"- **{item['code']}**: {item['message']}"
                          + (f"  \n  *What to do:* {item['advice']}" if item["advice"] else ""))
     else:
@@ -249,6 +256,21 @@ def write_markdown(out, report):
     (out / MARKDOWN).write_text("\n".join(lines))
 
 
+def _lead(item, common):
+    """A grouped warning's sentence without its points, the parts they all share after it."""
+    return item["lead"] + (f"; all at {common}" if common else "")
+
+
+def _points_html(groups):
+    """A grouped warning's points: one row per group (lesson, variant, channel), its points in
+    one cell, apart by a middle dot (what was seen may hold a semicolon)."""
+    e = html.escape
+    return ('<table class="points"><tbody>'
+            + "".join(f'<tr><th class="l">{e(group)}</th><td class="l">'
+                      + " · ".join(e(entry) for entry in entries) + "</td></tr>"
+                      for group, entries in groups) + "</tbody></table>")
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1180px;
 margin:1.5em auto;padding:0 1.2em;color:#1f2328;line-height:1.45}
@@ -266,6 +288,8 @@ figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #ea
 figcaption{color:#57606a;font-size:.9em}
 .warning{border-left:4px solid #bf8700;background:#fff8c5;padding:.5em .9em;margin:.6em 0;
 border-radius:0 6px 6px 0}.warning code{font-weight:600}.advice{color:#3d3d3d}
+table.points{margin:.3em 0 .2em;background:#fffdf0}table.points th{background:none;
+font-weight:600;padding-right:1em}table.points td{white-space:normal}
 .clean{border-left:4px solid #1a7f37;background:#dafbe1;padding:.5em .9em}
 td.v-held{background:#dafbe1}td.v-not{background:#ffebe9}td.v-cant{background:#fff8c5}
 td.v-busy,td.v-none{background:#eaeef2;color:#57606a}td.v-fact{background:#ddf4ff}
@@ -294,6 +318,13 @@ def write_html(out, report):
         for item in report.warnings:
             advice = (f'<br><span class="advice"><b>What to do:</b> {e(item["advice"])}</span>'
                       if item["advice"] else "")
+            grouped = grouped_points(item)
+            if grouped:
+                common, groups = grouped
+                parts.append(f'<div class="warning"><code>{e(item["code"])}</code> '
+                             f'{e(_lead(item, common))}:{_points_html(groups)}'
+                             f'{advice.removeprefix("<br>")}</div>')
+                continue
             parts.append(f'<div class="warning"><code>{e(item["code"])}</code> '
                          f'{e(item["message"])}{advice}</div>')
     else:
