@@ -235,7 +235,9 @@ def sync_chart(summary, out, subtitle=""):
     _duration_axis(axes.xaxis)
     axes.set_xlim(right=axes.get_xlim()[1] * 4)
     axes.set_xlabel("wall time per operation (log; lock/rlock/semaphore: acquire+release; "
-                    "condition: one item; event, barrier: one round)")
+                    "condition: one item; event, barrier: one round;\nevent's round holds "
+                    "two Barrier waits: an illustration, compared with nothing and no claim's "
+                    "figure)")
     axes.set_title(f"What a synchronisation operation costs across processes{subtitle}",
                    fontsize=10)
     return save(figure, out, "lessons_sync")

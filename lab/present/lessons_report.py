@@ -21,6 +21,11 @@ TIMING_NOTE = (
     "as throughput.")
 
 
+# The Event's round is set, wake and two Barrier waits (lessons_sync): its figure per round is
+# compared with nothing and no claim rests on it; its wake-up (wake_us) is the Event's own.
+EVENT_ILLUSTRATION = "illustration, not a claim figure: a round holds two Barrier waits"
+
+
 def claims_table(claims):
     return Table(["tutorial's claim", "verdict", "measured"],
                  [[claim, verdict, sentence] for claim, verdict, sentence in claims], "lll")
@@ -73,6 +78,8 @@ def figures_table(summary, min_seconds=MIN_SECONDS):
             item += f" {int(row['param.task_iterations']):,} loops"
             if row["item"] == "pool":
                 item += f", chunksize {row['param.chunksize']}"
+        if row["lesson"] == "sync" and row["item"] == "event":
+            item += f" ({EVENT_ILLUSTRATION})"
         workers = "-" if row["workers"] is None or row["workers"] != row["workers"] \
             else str(int(row["workers"]))
         rows.append(([str(row["python"])] if several else []) + [
