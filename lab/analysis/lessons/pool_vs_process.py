@@ -76,25 +76,26 @@ def _fixed_chunksize(group):
 
 
 def verdicts(trials, summary):
-    """Per (Python, CPU count): a process per task over a reused pool, per task at the
-    smallest task size (> 1: the pool saves); the reconstructions' one process over two, per
-    task, at 2 CPUs or more (> 1.2, a parallelism claim: gated on the CPUs the trials got)."""
+    """Per (Python, CPU count) and task size, smallest first: a process per task over a
+    reused pool, per task (> 1: the pool saves; where it stops, the break-even shows); the
+    reconstructions' one process over two, per task, at 2 CPUs or more (> 1.2, a parallelism
+    claim: gated on the CPUs the trials got)."""
     out = []
     pool = rows_of(summary, every=True, lesson="pool_vs_process", item="pool")
     per = rows_of(summary, every=True, lesson="pool_vs_process", item="process_per_task")
     for python, cpus, rows in v.groups(pool):
-        size = rows["param.task_iterations"].min()
-        mine = _fixed_chunksize(rows[rows["param.task_iterations"] == size])
-        other = per[(per["python"] == python) & (per["cpus"] == cpus)
-                    & (per["param.task_iterations"] == size)]
-        if other.empty:
-            continue
-        chunk = mine["param.chunksize"].iloc[0]
-        chunk = chunk if str(chunk) == "auto" else whole(chunk)
-        figure = (f"per task, a Process per task / a reused pool (chunksize {chunk}), "
-                  f"{int(size):,} loops")
-        out.append(v.gated_ratio(POOL_CLAIM, python, cpus, figure, trials, other, mine,
-                                 "per_task_us", 1.0))
+        for size in sorted(rows["param.task_iterations"].dropna().unique()):
+            mine = _fixed_chunksize(rows[rows["param.task_iterations"] == size])
+            other = per[(per["python"] == python) & (per["cpus"] == cpus)
+                        & (per["param.task_iterations"] == size)]
+            if other.empty:
+                continue
+            chunk = mine["param.chunksize"].iloc[0]
+            chunk = chunk if str(chunk) == "auto" else whole(chunk)
+            figure = (f"per task, a Process per task / a reused pool (chunksize {chunk}), "
+                      f"{int(size):,} loops")
+            out.append(v.gated_ratio(POOL_CLAIM, python, cpus, figure, trials, other, mine,
+                                     "per_task_us", 1.0))
     seeds = rows_of(summary, every=True, lesson="pool_vs_process",
                     item=["seed_one_process", "seed_two_processes"])
     for python, cpus, rows in v.groups(seeds):
@@ -119,7 +120,12 @@ def claim_pool(summary, checks, table=None):
         return None
     both = frame.dropna(subset=["process_us"])
     fallback = v.HELD if bool((both["ratio"] > 1).all()) else v.NOT_HELD
-    verdict = v.decided(table_of(table, POOL_CLAIM), fallback)
+    rows = table_of(table, POOL_CLAIM)
+    verdict = v.decided(rows, fallback)
+    lead = v.lead(verdict)
+    if verdict in (v.CANT_TELL, v.PARTLY) and _held_at_short_tasks(rows):
+        verdict = v.PARTLY  # held at the short tasks, where starting a process weighs most
+        lead = "Held for short tasks, not at every task size (the verdict table, per size)"
     parts = []
     for end in ends:
         where = (f"Python {short_python(end['python'])}, {cpus_words(end['cpus'])}, "
@@ -144,8 +150,19 @@ def claim_pool(summary, checks, table=None):
                      f"{times(float(ratio.min()))} to {times(float(ratio.max()))} one Process's "
                      f"start()+join() under the same method: a pool pays only when reused.")
     return (POOL_CLAIM, verdict,
-            f"{v.lead(verdict)} for a reused pool: per task, a reused pool "
+            f"{lead} for a reused pool: per task, a reused pool "
             f"against a process per task — " + "; ".join(parts) + "." + first)
+
+
+def _held_at_short_tasks(rows):
+    """Whether every (Python, CPU count) decided at its smallest task size held it."""
+    if rows is None or rows.empty:
+        return False
+    sizes = rows["figure"].str.extract(r"([0-9,]+) loops$")[0].str.replace(",", "")
+    sizes = pd.to_numeric(sizes, errors="coerce")
+    first = rows[sizes == sizes.groupby([rows["python"], rows["cpus"]]).transform("min")]
+    decided = first[first["verdict"].isin([v.HELD, v.NOT_HELD, v.CANT_TELL])]
+    return len(decided) > 0 and bool((decided["verdict"] == v.HELD).all())
 
 
 def claim_reconstructions(summary, checks, table=None):
