@@ -37,8 +37,12 @@ RUN_FILES = ("meta.json", "plan.json", "raw.jsonl")
 TASKS = ("scale", "ipc", "lessons")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WINDOW = (1200, 900)  # the browser window report.png shows (CSS pixels)
-VERDICT_COLOURS = {"held": "#2e7d32", "not held": "#c62828", "partly": "#ef6c00",
-                   "fact": "#546e7a"}
+# The report's verdict cells (lab/present/lessons_verdicts.py, report.py's CSS) in a tag's
+# stronger shade: held green, not held red, can't tell and partly amber, fact blue, no verdict
+# and machine busy grey.
+VERDICT_COLOURS = {"held": "#2e7d32", "not held": "#c62828", "can't tell": "#9a6700",
+                   "partly": "#9a6700", "fact": "#0969da", "no verdict": "#57606a",
+                   "machine busy: no verdict": "#57606a"}
 EXIT_BAD_INPUT = 2
 
 
@@ -146,18 +150,20 @@ def lessons_image(folder, target, width):
     trials = load_trials(folder, warn=lambda *_: None)
     summary = families.get("lessons").summarize(trials)
     checks = results.behaviour_checks(trials)
-    claims = results.claims(summary, checks)
+    claims = results.claims(summary, checks, results.verdicts(trials, summary))
     if not claims:
         raise Refusal(f"{folder.name}: the lessons run measured no tutorial claim")
     failed = int((checks["result"] == "FAIL").sum()) if len(checks) else 0
-    dpi, wrap = 100, 118
+    dpi = 100
+    line_px, top_px, left_px = 15, 46, 10
+    text_px = 112  # past the widest tag ("MACHINE BUSY: / NO VERDICT" on two lines)
+    wrap = int((width - text_px - 12) / 6.6)  # characters of 8.5 pt that fit beside it
     rows = []  # (verdict or None, text, bold)
     for claim, verdict, sentence in claims:
         for index, line in enumerate(textwrap.wrap(claim, wrap)):
             rows.append((verdict if index == 0 else None, line, True))
         rows += [(None, line, False) for line in textwrap.wrap(sentence, wrap)]
         rows.append((None, "", False))
-    line_px, top_px, left_px, text_px = 15, 46, 10, 92
     height_px = top_px + line_px * len(rows) + 4
     figure = plt.figure(figsize=(width / dpi, height_px / dpi), dpi=dpi)
     pythons = ", ".join(sorted(str(p) for p in trials["python"].dropna().unique()))
@@ -170,7 +176,8 @@ def lessons_image(folder, target, width):
     for index, (verdict, line, bold) in enumerate(rows):
         y = 1 - (top_px + line_px * (index + 0.5)) / height_px
         if verdict:
-            figure.text(left_px / width, y, verdict.upper(), fontsize=7.5, weight="bold",
+            figure.text(left_px / width, y, verdict.upper().replace(": ", ":\n"),
+                        fontsize=7.5, weight="bold", linespacing=1.0,
                         color="white", va="center",
                         bbox=dict(boxstyle="round,pad=0.25", linewidth=0,
                                   facecolor=VERDICT_COLOURS.get(verdict, "#555")))
