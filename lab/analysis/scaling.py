@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lab.analysis import fits, stats
+from lab.analysis import ceiling, fits, stats
 from lab.analysis.trials import measured, point_stats, samples
 
 # Fixed total work (speedup T(1)/T(c)); "weak" grows the work with the workers instead.
@@ -75,6 +75,13 @@ def scaling_summary(trials):
         serial = serial[(serial["cpus"] == 1) & (serial["limit"] == "cpuset")]
         serial_s = float(serial["median_s"].iloc[0]) if len(serial) else math.nan
         cpus = resources(row)
+        if row["variant"] == "ceiling":  # N spinners' work against one: N x T(1) / T(N)
+            spinners = row["workers"] if row["workers"] is not None else row["cpus"]
+            summary.at[index, "speedup"] = spinners * base_s / row["median_s"]
+            summary.at[index, "speedup_ci_low"] = spinners * low
+            summary.at[index, "speedup_ci_high"] = spinners * high
+            summary.at[index, "efficiency"] = summary.at[index, "speedup"] / cpus
+            continue
         if row["variant"] == "weak":
             workers = row["workers"] if row["workers"] is not None else row["cpus"]
             summary.at[index, "scaled_speedup"] = workers * base_s / row["median_s"]
@@ -115,6 +122,7 @@ def scaling_summary(trials):
         summary.loc[curve.index, "gustafson_exact"] = gustafson.exact
         if gustafson.fitted:
             summary.loc[curve.index, "gustafson_serial_fraction"] = gustafson.serial_fraction
+    summary = ceiling.attach(summary, STRONG_VARIANTS)
     return summary.sort_values(["python", "variant", "limit", "cpus", "workers"], key=_sort_key)
 
 
@@ -164,9 +172,14 @@ def per_trial_speedups(trials, summary):
     for _, row in summary.iterrows():
         base[row["point_id"]] = (_baseline_seconds(summary, row), row)
     out = good[good["point_id"].isin(summary["point_id"])].copy()
-    out["speedup"] = [base[p][0] / s if s else math.nan
+    out["speedup"] = [base[p][0] / s * (_spinners(base[p][1]) if base[p][1]["variant"] == "ceiling"
+                                        else 1) if s else math.nan
                       for p, s in zip(out["point_id"], out["seconds"])]
     return out
+
+
+def _spinners(row):
+    return row["workers"] if row["workers"] is not None else row["cpus"]
 
 
 def quota_view(trials, summary):

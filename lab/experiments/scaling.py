@@ -8,6 +8,11 @@ Variants (`params.work` is the number of loop iterations, the tutorial's 6 x 10^
            earliest start of work to the latest end (perf_counter is CLOCK_MONOTONIC on Linux,
            one clock for every process)
   seed     the tutorial's split: 6 equal tasks on a Pool of `workers` (speedup capped at 6/ceil(6/c))
+  ceiling  what the machine delivers: `workers` independent processes, each pinned to its own CPU
+           of the trial's affinity, each spinning `work` iterations (no pool, nothing shared but
+           the start Barrier and one pipe each for the result after the timed work); timed like
+           `process`. N x T(1) / T(N) is how many times one CPU's work N CPUs do: the measured
+           ceiling of any speedup (below N where "CPUs" share cores, or hosts share them)
   calibrate  iterations per second of one process, for sizing the work of a run
 
 `USER_VARIANTS` are the variants to offer users. `TEST_DOUBLES` are deliberately broken variants
@@ -38,10 +43,10 @@ import time
 from typing import NamedTuple
 
 from lab import sysinfo
-from lab.experiments import SpecError, TrialCheckFailed, split_evenly
+from lab.experiments import SpecError, TrialCheckFailed, split_evenly, stop_processes
 
 NAME = "scaling"
-USER_VARIANTS = ("serial", "strong", "weak", "process", "seed", "calibrate")
+USER_VARIANTS = ("serial", "strong", "weak", "process", "seed", "ceiling", "calibrate")
 TEST_DOUBLES = ("test_skip_one", "test_cold_worker")
 VARIANTS = USER_VARIANTS + TEST_DOUBLES
 SEED_TASKS = 6  # the tutorial splits its work into six tasks
@@ -268,6 +273,48 @@ def _process_run(context, workers, work_per_worker, warm_iterations):
     return chunks, section, section.start - start, workers
 
 
+def _spinner(cpu, ready, go, send, warm_iterations, iterations):
+    """One ceiling spinner: pinned to `cpu` alone, warm, parked, released, spins, reports."""
+    os.sched_setaffinity(0, {cpu})
+    spin(warm_iterations)
+    ready.wait()
+    go.wait()
+    chunk = spin(iterations)
+    chunk["cpu"] = sorted(os.sched_getaffinity(0))
+    send.send(chunk)
+    send.close()
+
+
+def _ceiling_run(context, count, iterations, warm_iterations):
+    """`count` spinners, one per CPU of this trial's affinity (the first `count` of them)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if count > len(cpus):
+        raise SpecError(f"scaling ceiling needs one CPU per spinner: {count} spinners, "
+                        f"{len(cpus)} CPUs ({cpus})")
+    ready, go = context.Barrier(count + 1), context.Barrier(count + 1)
+    pipes = [context.Pipe(duplex=False) for _ in range(count)]
+    start = time.perf_counter()
+    processes = [context.Process(target=_spinner,
+                                 args=(cpu, ready, go, send, warm_iterations, iterations))
+                 for cpu, (_, send) in zip(cpus, pipes)]
+    started = []
+    try:
+        for process in processes:
+            process.start()
+            started.append(process)
+        ready.wait(WARM_BARRIER_TIMEOUT_S)
+        counters_before = sysinfo.trial_counters()  # every spinner warm and parked
+        go.wait(WARM_BARRIER_TIMEOUT_S)
+        chunks = [receive.recv() for receive, _ in pipes]
+    finally:
+        stop_processes(started, graceful=True)
+    pinned = [c["cpu"] for c in chunks]
+    if pinned != [[cpu] for cpu in cpus[:count]]:
+        raise TrialCheckFailed(f"the spinners ran on {pinned}, not one each on {cpus[:count]}")
+    section = StampedSection(counters_before, chunks)
+    return chunks, section, section.start - start
+
+
 def _calibrate(seconds_wanted):
     """Iterations per second of one process, measured over about `seconds_wanted`."""
     iterations = 10_000
@@ -315,6 +362,8 @@ def run_trial(spec):
         ran = _serial(work, warm)
     elif variant == "process":
         ran = _processes(context, workers, work, warm)
+    elif variant == "ceiling":
+        ran = _ceiling(context, workers, work, warm)
     elif variant in ("strong", "weak", "seed") + TEST_DOUBLES:
         ran = _pool(context, variant, workers, work, warm)
     else:
@@ -348,6 +397,20 @@ def _processes(context, workers, work, warm):
     warmed["section_clock"] = "the workers' own stamps: earliest start to latest end of work"
     extra = {"process_start_seconds": {"value": start_seconds, "unit": "s"}}
     return Ran(chunks, asked, section, workers_used, extra, warmed)
+
+
+def _ceiling(context, workers, work, warm):
+    count = workers or len(os.sched_getaffinity(0))
+    chunks, section, start_seconds = _ceiling_run(context, count, work, warm)
+    checked = check_warm([c["pid"] for c in chunks], count)
+    checked["section_clock"] = "the spinners' own stamps: earliest start to latest end of work"
+    checked["pinned"] = "each spinner alone on its own CPU of the trial's affinity"
+    extra = {"process_start_seconds": {"value": start_seconds, "unit": "s"},
+             "slowest_spinner_seconds": {"value": max(c["t_end"] - c["t_start"] for c in chunks),
+                                         "unit": "s"},
+             "fastest_spinner_seconds": {"value": min(c["t_end"] - c["t_start"] for c in chunks),
+                                         "unit": "s"}}
+    return Ran(chunks, [work] * count, section, count, extra, checked)
 
 
 def _pool(context, variant, workers, work, warm):

@@ -28,6 +28,7 @@ class ScaleOptions(FamilyOptions):
     workers: list           # 'cpus', 'default' or whole numbers
     work: object            # 'auto', 'seed' or iterations
     target_seconds: float   # what --work auto aims one worker's trial at
+    ceiling: bool = False   # the measured ceiling beside the variants (the default run's)
 
 
 
@@ -37,7 +38,8 @@ class ScaleFamily(Family):
     title = "CPU-bound scaling"
     anchor = "scaling"
     flags = {
-        "variants": "strong, weak, process, seed, serial (comma-separated)",
+        "variants": "strong, weak, process, seed, serial, ceiling (comma-separated; the default "
+                    "adds ceiling: N pinned spinners, what N CPUs deliver)",
         "workers": "worker counts per CPU count: cpus (= CPUs), default (Pool()'s own), or numbers",
         "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations",
     }
@@ -63,6 +65,10 @@ class ScaleFamily(Family):
             workers=parse.workers(values["workers"]),
             work=parse.work(values["work"]),
             target_seconds=target)
+        # The default run measures the ceiling too (what N CPUs of each host deliver); a
+        # --variants given runs what it names.
+        if flags.get("variants") is None and "ceiling" not in options.variants:
+            options.ceiling = True
         return options
 
     # --- before the plan ---------------------------------------------------------------------
@@ -130,8 +136,20 @@ class ScaleFamily(Family):
             if point not in points:
                 points.append(point)
 
+        def add_ceiling(count, image, iterations):
+            point = make_point(
+                experiment=self.experiment, variant="ceiling", limit="cpuset", cpus=count,
+                cpuset=topology.cpuset_for(count, cpus, shared.placement), quota=None,
+                placement=shared.placement, workers=count, start_method=shared.start_method,
+                params={"work": iterations}, image=image)
+            if point not in points:
+                points.append(point)
+
+        ceiling_work = max(1000, work // max(counts or [1]))  # a spinner's trial: strong's shortest
         for image in images:
             for variant in options.variants:
+                if variant == "ceiling":
+                    continue
                 add(variant, 1, 1, image)
                 for count in counts:
                     for workers in options.workers:
@@ -145,6 +163,11 @@ class ScaleFamily(Family):
             from lab.analysis.scaling import STRONG_VARIANTS
             if any(v in STRONG_VARIANTS for v in options.variants):
                 add("serial", 1, 1, image)
+            # The ceiling: one spinner per CPU, each pinned; only where some count exceeds 1
+            # (at 1 CPU it is 1 by definition).
+            if "ceiling" in options.variants or (options.ceiling and max(counts or [1]) > 1):
+                for count in dict.fromkeys([1, *counts]):
+                    add_ceiling(count, image, ceiling_work)
         return points, {}
 
     @staticmethod
@@ -166,6 +189,8 @@ class ScaleFamily(Family):
         if calibration.get("mode") == "auto" and "iterations_per_second" not in calibration:
             rate = SEED_WORK / float(calibration.get("target_seconds") or 2.0)  # a dry run
         work_seconds = point.params_dict["work"] / rate
+        if point.variant == "ceiling":  # one spinner's work on each CPU, side by side
+            return work_seconds * 1.03
         workers = point.workers or point.cpus
         if point.variant == "weak":
             work_seconds *= workers
@@ -189,8 +214,9 @@ class ScaleFamily(Family):
 
     def warnings(self, trials, summary):
         from lab.analysis.scaling import off_cpu
+        from lab.analysis.ceiling import ceiling_warnings
         found = off_cpu(trials[trials["experiment"] == self.experiment], self.row_label)
-        return [found] if found else []
+        return ([found] if found else []) + ceiling_warnings(summary)
 
     def facts(self, meta):
         calibration = meta.get("calibration")

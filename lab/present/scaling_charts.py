@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # files only: no display on lab machines or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lab.analysis import fits, scaling as results  # noqa: E402
+from lab.analysis import ceiling as ceilings, fits, scaling as results  # noqa: E402
 from lab.present.charts import interval_error as _interval_error, save as _save  # noqa: E402
 
 def speedup_chart(summary, trials, folder, title_suffix=""):
@@ -22,7 +22,7 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
     axes.plot(xs, xs, color="grey", linestyle="--", linewidth=1, label="ideal (speedup = CPUs)")
     curves = [(name, curve, "speedup") for name, curve in results.strong_curves(summary)]
     curves += [(name, curve, "scaled_speedup") for name, curve in results.weak_curves(summary)]
-    top = max_cpus
+    top = _ceiling_curves(axes, summary, spread, max_cpus)
     for index, (name, curve, column) in enumerate(curves):
         color = f"C{index}"
         weak = column == "scaled_speedup"
@@ -71,6 +71,31 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
     axes.set_title(f"{kinds.capitalize() or 'Strong'} scaling: speedup{title_suffix}")
     _speedup_axes(axes, max_cpus, top)
     return _save(figure, folder, "speedup")
+
+
+CEILING_STYLES = ("-", "--", "-.", ":")
+
+
+def _ceiling_curves(axes, summary, spread, max_cpus):
+    """The measured ceiling per host beside the ideal line (black, triangles, every trial a
+    dot); returns the chart's top so far."""
+    top = max_cpus
+    for index, (name, curve) in enumerate(ceilings.ceiling_curves(summary)):
+        medians = curve["speedup"].to_numpy(float)
+        if np.isfinite(medians).any():
+            top = max(top, float(np.nanmax(curve["speedup_ci_high"].fillna(0))),
+                      float(np.nanmax(medians)))
+        dots = spread[spread["point_id"].isin(curve["point_id"])]
+        if len(dots):
+            axes.scatter(dots["cpus"] - 0.06, dots["speedup"], s=10, color="black", alpha=0.3,
+                         linewidths=0, marker="^")
+        axes.errorbar(curve["cpus"], medians,
+                      yerr=_interval_error(medians, curve["speedup_ci_low"],
+                                           curve["speedup_ci_high"]),
+                      marker="^", capsize=4, color="black", alpha=0.8, linewidth=1.4,
+                      linestyle=CEILING_STYLES[index % len(CEILING_STYLES)],
+                      label=f"{name}: N pinned spinners' work / one's, 95% interval")
+    return top
 
 
 def _how(curve, law):

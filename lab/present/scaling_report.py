@@ -1,6 +1,6 @@
 """The scale family's part of the report: the per-point table, the fits, the charts."""
 
-from lab.analysis import scaling as results
+from lab.analysis import ceiling as ceilings, scaling as results
 from lab.present import scaling_charts as plots
 from lab.present.report import Section
 from lab.present.tables import Table, fmt as _fmt, interval as _interval, percent
@@ -12,7 +12,7 @@ def scaling_display(summary):
     hosts = "host" in summary.columns and summary["host"].astype(str).nunique() > 1
     headers = (["host"] if hosts else []) + (["python"] if several else []) + [
         "variant", "limit", "CPUs", "workers", "n", "median s", "median interval s (coverage)",
-        "CV", "outliers", "speedup [95% bootstrap]", "abs.", "effic.", "failed"]
+        "CV", "outliers", "speedup [95% bootstrap]", "abs.", "effic.", "of ceil.", "failed"]
     rows = []
     for _, row in summary.iterrows():
         cpus = f"q{row['quota']:g}" if row["limit"] == "quota" else str(row["cpus"])
@@ -31,8 +31,8 @@ def scaling_display(summary):
             row["variant"], row["limit"], cpus, workers, str(row["n"]), _fmt(row["median_s"]),
             interval if row["n"] > 1 else "-", _fmt(row["cv"], "{:.1%}"), str(row["outliers"]),
             speedup, _fmt(row["speedup_absolute"], "{:.2f}"), _fmt(row["efficiency"], "{:.2f}"),
-            str(row["failed"])])
-    align = ("l" if hosts else "") + ("l" if several else "") + "llrr" + "r" * 9
+            _fmt(row.get("of_ceiling"), "{:.2f}"), str(row["failed"])])
+    align = ("l" if hosts else "") + ("l" if several else "") + "llrr" + "r" * 10
     return Table(headers, rows, align)
 
 
@@ -81,6 +81,7 @@ def scaling_section(scaling, summary, out, meta, say):
         view = results.quota_view(scaling, summary)
         charts += plots.quota_chart(view, out, suffix)
         notes = results.pool_sizing_sentences(view)
+    delivered = ceilings.sentences(summary)
     table = scaling_table(summary)
     lines = fit_lines(summary)
     say("\n" + table)
@@ -88,15 +89,23 @@ def scaling_section(scaling, summary, out, meta, say):
         say("\n".join(lines))
     if notes:
         say("\nWhat to size a pool by:\n" + "\n".join(f"- {s}" for s in notes))
+    if delivered:
+        say("\nWhat the CPUs deliver (measured ceiling):\n"
+            + "\n".join(f"- {s}" for s in delivered))
     section = Section("CPU-bound scaling", "scaling")
     section.add("table", scaling_display(summary),
                 "Per point: measured trials' seconds; speedup T(1 CPU) / T(c) (weak: scaled, "
                 "c·T(1)/T(c)) with its 95% bootstrap interval; abs. = against the serial run; "
-                "effic. = speedup / CPUs")
+                "effic. = speedup / CPUs; of ceil. = speedup / the measured ceiling at those CPUs; "
+                "ceiling rows: N pinned spinners' work against one's")
     if lines:
         section.add("table", fits_display(summary), "Fits to the strong curves' and weak "
                     "curve's median speedups (least squares)")
     if notes:
         section.add("notes", notes, "What to size a pool by:")
+    if delivered:
+        section.add("notes", delivered, "What the CPUs deliver (the measured ceiling: N pinned "
+                    "independent spinners against one; strong speedup / ceiling is `of_ceiling` "
+                    "in summary.csv):")
     section.add("charts", [c for c in charts if c.suffix == ".png"])
     return section
