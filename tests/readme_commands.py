@@ -258,7 +258,7 @@ STEPS = [
              "the set-up part runs here (it sets up the second clone the test beds' lane "
              "runs in); the pytest part would run this suite inside itself"),
     Step(("invoke ipc --hosts local,ssh://root@10.0.0.5:2222",), how=STAND_IN,
-         run=(f"invoke ipc --hosts local,{VM_B}",), marker=VM_MARKER, makes="ipc",
+         run=(f"invoke ipc --hosts local,{VM_A}",), marker=VM_MARKER, makes="ipc",
          charts=IPC_CHARTS, lane="beds"),
     Step(("invoke scale --hosts ssh://ubuntu@vm-a,ssh://ubuntu@vm-b",), how=STAND_IN,
          run=(f"invoke scale --hosts {VM_A},{VM_B}",), marker=VM_MARKER, makes="scale",
