@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-RECORD_SCHEMA = 1      # raw.jsonl records (DESIGN.md); plan.json and meta.json carry it too
+RECORD_SCHEMA = 1      # raw.jsonl records (README: The run folder); plan.json and meta.json carry it too
 INTERRUPTED = "interrupted"  # error text of a trial cut off by Ctrl-C / SIGTERM starts so
 HOST_LOST = "host lost"      # ... and of a trial whose host stopped answering (--hosts runs)
 

@@ -1,4 +1,4 @@
-"""The shape DESIGN.md draws, held by reading the code: data flows one way, the generic machinery
+"""The shape ARCHITECTURE.md draws, held by reading the code: data flows one way, the generic machinery
 never names a family or a backend, and no module imports itself through others."""
 
 import ast

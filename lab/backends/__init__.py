@@ -3,7 +3,7 @@
 A new backend (a remote engine, a cluster) is one module here with one `Backend` subclass, named
 in `choose_backend`: the runner, the run folder, resume and the report do not change.
 
-`choose_backend` implements DESIGN.md's rule for --backend auto|docker|local.
+`choose_backend` implements the rule for --backend auto|docker|local (ARCHITECTURE.md, README).
 """
 
 import contextlib

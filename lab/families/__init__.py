@@ -1,6 +1,6 @@
 """Experiment families, host side: everything a family is, behind one interface.
 
-A family (DESIGN.md) is a kind of experiment with its own task: `scale`, `ipc`,
+A family (ARCHITECTURE.md) is a kind of experiment with its own task: `scale`, `ipc`,
 `lessons`. Its host side is
 one `Family` subclass in this folder, registered in FAMILIES; its trial side is one module in
 lab/experiments (standard library only). The run machinery (lab.run), report assembly and

@@ -90,8 +90,8 @@ def trial_spec(point, time_limit_s=None, params=None):
 
 
 def make_record(run_id, trial, outcome, backend, host, params=None):
-    """The trial record of DESIGN.md: what the trial said plus what only the host knows;
-    `params` are what the trial ran with (the point's, unless the run sized them)."""
+    """The trial record (lab.records.TrialRecord): what the trial said plus what only the host
+    knows; `params` are what the trial ran with (the point's, unless the run sized them)."""
     point = trial.point
     result = outcome.result or {}
     image = backend.image_info(point.image or None)
