@@ -13,7 +13,8 @@
              version, SMT, DMI vendor and product (an EC2 instance type), virtualisation, and
              the kernel's boot id (which machine it is: a container sees its kernel's).
              Nothing that needs the network or privileges, no serial number or hardware UUID
-             (the boot id is random, made anew at every boot)
+             (the boot id is random, made anew at every boot); and its conditions
+             (lab.experiments.conditions: load, swap, governors, thermal, per-CPU steal)
 """
 
 import errno
@@ -21,6 +22,8 @@ import os
 import socket
 import sys
 import time
+
+from lab.experiments import conditions
 
 NAME = "probe"
 VARIANTS = ("seen", "sleep", "exit", "allocate", "isolation", "echo", "host")
@@ -139,7 +142,8 @@ def _host():
             "cgroup_version": 2 if mounts.get("/sys/fs/cgroup") == "cgroup2" else 1,
             "hypervisor_flag": "hypervisor" in flags, "hypervisor_type": hypervisor,
             "boot_id": _text("/proc/sys/kernel/random/boot_id"),  # the kernel's, not namespaced
-            "dmi": {k: v for k, v in dmi.items() if v}}
+            "dmi": {k: v for k, v in dmi.items() if v},
+            "conditions": conditions.read([c["id"] for c in cpus])}
 
 
 def run_trial(spec):

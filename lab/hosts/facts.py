@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.experiments import conditions
 from lab.hosts import topology
 from lab.version import __version__
 
@@ -51,6 +52,7 @@ def host(cpus=None):
         "host_python": platform.python_version(),
         "architecture": platform.machine(),
         **machine(),
+        "conditions": conditions.read([c.id for c in cpus] or None),
     }
 
 
@@ -120,6 +122,8 @@ def from_probe(check, engine, name):
         "boot_id": check.get("boot_id"),   # its kernel's: which machine it is, by identity
         "engine_id": engine.get("ID"),      # which engine: two --hosts reaching one share it
         "facts_from": "a probe container on the host",
+        # load, swap, governors, thermal and per-CPU steal of its CPUs as the probe ran there
+        "conditions": check.get("conditions"),
     }
 
 

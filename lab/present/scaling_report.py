@@ -1,6 +1,6 @@
 """The scale family's part of the report: the per-point table, the fits, the charts."""
 
-from lab.analysis import ceiling as ceilings, scaling as results
+from lab.analysis import ceiling as ceilings, conditions, scaling as results
 from lab.present import scaling_charts as plots
 from lab.present.report import Section
 from lab.present.tables import Table, fmt as _fmt, interval as _interval, percent
@@ -82,6 +82,7 @@ def scaling_section(scaling, summary, out, meta, say):
         charts += plots.quota_chart(view, out, suffix)
         notes = results.pool_sizing_sentences(view)
     delivered = ceilings.sentences(summary)
+    ran_in = conditions.condition_sentences(scaling)
     table = scaling_table(summary)
     lines = fit_lines(summary)
     say("\n" + table)
@@ -107,5 +108,10 @@ def scaling_section(scaling, summary, out, meta, say):
         section.add("notes", delivered, "What the CPUs deliver (the measured ceiling: N pinned "
                     "independent spinners against one; strong speedup / ceiling is `of_ceiling` "
                     "in summary.csv):")
+    if ran_in:
+        say("\nConditions on each host's trial CPUs:\n" + "\n".join(f"- {s}" for s in ran_in))
+        section.add("notes", ran_in, "Conditions on each host's trial CPUs (read by every "
+                    "trial on its own machine: metric.load1, metric.steal_own_cpus_seconds, "
+                    "metric.swapped_pages, metric.thermal_events, check.governor):")
     section.add("charts", [c for c in charts if c.suffix == ".png"])
     return section

@@ -168,6 +168,9 @@ class ThermalThrottle(Check):
 
 
 CHECKS = (LoadAverage(), Swap(), Governor(), ThermalThrottle())
+# These checks read the machine invoke runs on; each host's own conditions are read by its
+# trials (lab.experiments.conditions) and judged per host by lab.analysis.conditions.
+THIS_MACHINE = "this machine (where invoke runs)"
 
 
 @dataclass
@@ -177,21 +180,23 @@ class Snapshot:
     cpus: int
     taken_at: float
     readings: dict = field(default_factory=dict)
+    host: str = THIS_MACHINE  # whose readings: the warnings name it
 
     def as_dict(self):
         return {"root": self.root, "cpus": self.cpus, "taken_at": self.taken_at,
-                "readings": self.readings}
+                "readings": self.readings, "host": self.host}
 
     @classmethod
     def from_dict(cls, data):
         return cls(str(data.get("root", "/")), int(data.get("cpus") or 1),
-                   float(data.get("taken_at") or 0.0), dict(data.get("readings") or {}))
+                   float(data.get("taken_at") or 0.0), dict(data.get("readings") or {}),
+                   str(data.get("host") or THIS_MACHINE))
 
 
-def before(root="/", cpus=None, checks=CHECKS):
+def before(root="/", cpus=None, checks=CHECKS, host=THIS_MACHINE):
     """Read every system check now (at run start). Never raises for what it cannot read."""
     return Snapshot(str(root), int(cpus or online_cpus(root)), time.time(),
-                    {check.name: _safely(check.read, root) for check in checks})
+                    {check.name: _safely(check.read, root) for check in checks}, host)
 
 
 def after(snapshot, checks=CHECKS):
@@ -205,9 +210,10 @@ def after(snapshot, checks=CHECKS):
     for check in checks:
         now = _safely(check.read, snapshot.root)
         try:
-            warnings += check.compare(snapshot.readings.get(check.name), now, snapshot.cpus)
+            found = check.compare(snapshot.readings.get(check.name), now, snapshot.cpus)
         except (KeyError, TypeError, ValueError):
             continue  # a reading of another shape (an older snapshot): no verdict, no crash
+        warnings += [{**w, "message": f"{snapshot.host}: {w['message']}"} for w in found]
     return warnings
 
 
