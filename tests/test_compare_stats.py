@@ -60,3 +60,17 @@ def test_usl_from_three_counts_is_exact_and_from_four_is_a_fit():
     four = fits.fit_usl([1, 2, 4, 8], s)
     assert not four.exact and "rmse" in four.describe()
     assert fits.fit_gustafson([1, 2], [1.0, 1.9]).exact
+
+
+def test_failed_measured_trials_are_a_warning_and_a_clean_run_has_none():
+    """A run whose measured trials failed must never read 'no warnings' (all failed or some)."""
+    import pandas as pd
+    from lab.analysis.warnings import data_warnings
+    frame = pd.DataFrame({"ok": [True, False, False], "warmup": [True, False, False],
+                          "error": [None, "affinity mismatch: got 0", "affinity mismatch: got 0"],
+                          "seconds": [1.0, None, None], "point_id": ["p", "p", "p"]})
+    found = [w for w in data_warnings(frame, None) if w["code"] == "trials-failed"]
+    assert len(found) == 1 and "2 of 2 measured trials failed (every one)" in found[0]["message"]
+    assert "affinity mismatch" in found[0]["message"]
+    clean = frame.assign(ok=True, error=None)
+    assert not [w for w in data_warnings(clean, None) if w["code"] == "trials-failed"]

@@ -8,6 +8,7 @@ A warning is a dict {code, message, advice}: what was seen, and what to do about
 """
 
 import math
+from collections import Counter
 
 CV_WIDE = 0.10        # a point's coefficient of variation above this: spread too wide
 CV_FEW = 0.05         # ... above this with fewer than MIN_REPEATS trials: too few repeats
@@ -107,6 +108,9 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
     `lengthen` names the flag that makes a trial longer; `label(row, varying)` names a point;
     `advice(row, min_seconds)` says what to do about a point whose timed section is too short."""
     out = []
+    failed = _failed_measured(trials)
+    if failed:
+        out.append(failed)
     if summary is None or summary.empty:
         return out
     point_label = label
@@ -198,6 +202,27 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
 
 
 STEAL_SHARE = 0.01  # steal time above this share of a trial's section is worth a warning
+
+
+def _failed_measured(trials):
+    """Measured trials that failed: a run whose trials all failed must never read as clean."""
+    if trials is None or trials.empty or not {"ok", "warmup"} <= set(trials.columns):
+        return None
+    measured_rows = trials[trials["warmup"] == False]  # noqa: E712 (pandas)
+    failed = measured_rows[measured_rows["ok"] != True]  # noqa: E712
+    if failed.empty:
+        return None
+    reasons = Counter(str(e).splitlines()[0][:160] for e in failed.get("error", [])
+                      if isinstance(e, str) and e)
+    first = f"; the most frequent reason: {reasons.most_common(1)[0][0]}" if reasons else ""
+    every = " (every one)" if len(failed) == len(measured_rows) else ""
+    return warning(
+        "trials-failed",
+        f"{len(failed)} of {len(measured_rows)} measured trials failed{every}{first}; the figures "
+        f"rest on the trials that did not",
+        "read each failure's reason and stderr tail in raw.jsonl (and the report's points); fix "
+        "the cause and rerun the matrix with --plan results/<run>/plan.json (--resume reruns "
+        "only trials that were cut off or never ran)")
 
 
 def _stolen(trials):
