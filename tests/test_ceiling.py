@@ -135,3 +135,18 @@ def test_the_default_run_plans_the_ceiling_and_an_explicit_variants_does_not():
     assert not [p for p in _planned("--cpus", "1") if p[0] == "ceiling"]  # 1 by definition
     alone = _planned("--cpus", "2", "--variants", "ceiling")
     assert alone == [("ceiling", "1", "1"), ("ceiling", "2", "2")]
+
+
+def test_efficiency_chart_shows_strong_against_the_ceiling(tmp_path, monkeypatch):
+    _, summary = _summary(_host("vm-b", 2 / 1.32, 1.6))
+    labels = []
+    original = scaling_charts.plt.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        labels.append(kwargs.get("label", ""))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(scaling_charts.plt.Axes, "plot", spy)
+    scaling_charts.efficiency_chart(summary, tmp_path)
+    assert any(label.endswith("against the measured ceiling") for label in labels)
+    assert (tmp_path / "efficiency.png").stat().st_size > 1000

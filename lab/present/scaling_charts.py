@@ -118,7 +118,8 @@ def _speedup_axes(axes, max_cpus, top):
 
 def efficiency_chart(summary, folder, title_suffix=""):
     """Efficiency (speedup / CPUs; weak: T(1) / T(c)) per variant against CPUs, with the 95%
-    bootstrap interval of the speedup it comes from."""
+    bootstrap interval of the speedup it comes from; strong curves also against the measured
+    ceiling (speedup / ceiling, dashed, triangles) where the run measured it."""
     figure, axes = plt.subplots(figsize=(9, 5.2))
     rows = summary[(summary["limit"] == "cpuset") & summary["efficiency"].notna()
                    & (summary["workers"] == summary["cpus"])]
@@ -136,6 +137,10 @@ def efficiency_chart(summary, folder, title_suffix=""):
                                            curve[f"{column}_ci_high"] / cpus),
                       marker="o", capsize=4, color=f"C{index}",
                       label=f"{variant} ({method}{', Python ' + python if several else ''}{on})")
+        against = curve["of_ceiling"] if "of_ceiling" in curve else None
+        if against is not None and against.notna().any():  # speedup / what the CPUs deliver
+            axes.plot(curve["cpus"], against, marker="^", linestyle="--", color=f"C{index}",
+                      alpha=0.7, label=f"{variant} ({method}{on}): against the measured ceiling")
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal (1.0)")
     max_cpus = max(2, int(summary["cpus"].max()))
     axes.set_xticks(range(1, max_cpus + 1))
