@@ -257,7 +257,8 @@ def off_cpu(trials, label):
     if not short:
         return None
     worst = sorted(short.values(), key=lambda item: -max(item[1]))
-    listed = [f"{label(row)} ({len(falls)} trial{'s' if len(falls) > 1 else ''}, up to "
+    hosts = ["host"] if _host_column(good).nunique() > 1 else []  # --hosts: name each host
+    listed = [f"{label(row, hosts)} ({len(falls)} trial{'s' if len(falls) > 1 else ''}, up to "
               f"{max(falls):.0%} short)" for row, falls in worst[:6]]
     count = sum(len(falls) for _, falls in short.values())
     return warning(

@@ -178,10 +178,11 @@ def data_warnings(trials, summary, lengthen="--work", label=point_label,
 
     stolen = _stolen(trials)
     if stolen is not None:
-        count, seconds, worst = stolen
+        count, seconds, worst, hosts = stolen
         out.append(warning(
             "steal-time",
-            f"the hypervisor ran something else on this VM's CPUs during {count} trial"
+            (f"host {', '.join(hosts)}: " if hosts else "")
+            + f"the hypervisor ran something else on this VM's CPUs during {count} trial"
             f"{'s' if count > 1 else ''} ({seconds:.2f} s of steal time in all, up to "
             f"{worst:.0%} of a trial's section): those trials waited for CPUs the VM was promised",
             "rerun on an instance with dedicated CPUs (no burstable type, a dedicated host), or "
@@ -234,7 +235,9 @@ def _stolen(trials):
     hit = trials[share > STEAL_SHARE]
     if hit.empty:
         return None
-    return len(hit), float(steal[hit.index].sum()), float(share[hit.index].max())
+    hosts = (sorted({str(h) for h in hit["host"] if h is not None and h == h})
+             if "host" in hit.columns else [])
+    return len(hit), float(steal[hit.index].sum()), float(share[hit.index].max()), hosts
 
 
 def _throttled_under_cpuset(trials):

@@ -227,6 +227,12 @@ class ScaleFamily(Family):
         return [("work", ", ".join(f"{k.replace('_', ' ')} {_readable(v)}"
                                    for k, v in calibration.items()))]
 
+    def row_label(self, row, varying=()):
+        """A point in words; the work is left out: it is one per run, the ceiling's spinners
+        each running a share of it (naming it would tell the ceiling apart, which its variant
+        already does)."""
+        return super().row_label(row, [c for c in varying if c != "param.work"])
+
     # Two runs calibrate different work (a laptop, a cloud VM, or two runs minutes apart): they
     # are matched without it and compared on time per unit of work, which does not depend on it.
     compare_ignores = ("param.work",)
