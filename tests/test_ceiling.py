@@ -150,3 +150,13 @@ def test_efficiency_chart_shows_strong_against_the_ceiling(tmp_path, monkeypatch
     scaling_charts.efficiency_chart(summary, tmp_path)
     assert any(label.endswith("against the measured ceiling") for label in labels)
     assert (tmp_path / "efficiency.png").stat().st_size > 1000
+
+
+def test_a_whole_median_with_a_wide_interval_says_it_cannot_tell():
+    records = []
+    for repeat, two in enumerate((0.6, 1.0, 2.2)):  # a noisy machine: medians whole, spread wide
+        records += [_record("ceiling", 1, 1.0, repeat), _record("ceiling", 2, two, repeat)]
+    _, summary = _summary(records)
+    (sentence,) = ceilings.sentences(summary)
+    assert "2 CPUs deliver 2.00 [" in sentence and "too noisy to tell" in sentence
+    assert ceilings.ceiling_warnings(summary) == []

@@ -109,6 +109,10 @@ def sentences(summary):
         verdict = ("whole CPUs" if found["whole"] else
                    f"not whole CPUs (below {WHOLE:g} x {found['cpus']}): a speedup here is bounded "
                    f"by this figure, not by {found['cpus']}")
+        if found["whole"] and found["low"] < WHOLE * found["cpus"]:
+            verdict = (f"whole CPUs by the median, but its interval reaches below {WHOLE:g} x "
+                       f"{found['cpus']}: too noisy to tell; rerun on a quiet machine with more "
+                       f"--repeat")
         where = f"Host {host}: its" if host else "This host's"
         out.append(f"{where} {found['cpus']} CPUs deliver {_figure(found)} times one "
                    f"({found['cpus']} pinned independent spinners against one; 95% bootstrap "
