@@ -10,7 +10,6 @@ import math
 
 import pandas as pd
 
-from lab.analysis.trials import measured
 from lab.analysis.warnings import warning
 
 LOAD_PER_CPU = 0.5   # as lab.run.system_checks: more runnable tasks per CPU, the host was busy
