@@ -142,7 +142,8 @@ def check_pinned(found, cluster):
     for record in found:
         assert record["ok"], (record["error"], record["stderr_tail"])
         assert record["backend"] == "slurm" and record["slurm_state"] == "COMPLETED"
-        assert record["node"] == record["host"] == cluster["node"]
+        assert record["node"] == cluster["node"]
+        assert record["host"].startswith(cluster["partition"] + "@")  # the run's host
         affinity = record["seen"]["affinity"]
         assert len(affinity) == record["cpus"]
         assert record["step_cpuset"] == format_cpu_list(affinity)  # affinity = step cpuset

@@ -31,15 +31,24 @@ trial's clock runs inside the step, and `host_seconds` starts when the step is l
 Slurm's verdicts become the trial's error: TIMEOUT (past --time), CANCELLED, PREEMPTED,
 NODE_FAIL, OUT_OF_MEMORY, DEADLINE; a job still pending after lab.slurm.pending_limit_s is
 cancelled and recorded with Slurm's pending reason. Ctrl-C cancels this run's jobs by name
-(`scancel --name multicore-lab-<run id> --user <you>`), no other job.
+(`scancel --name multicore-lab-<run id> --user <you>`, the user of this process's uid), no
+other job; the pre-run check and the calibration before a run has its id are named with this
+invocation's own token (multicore-lab-prepare-<token>, multicore-lab-calibration-<token>), so
+one run's Ctrl-C never cancels another's. Every srun is started inside the runner's
+interruptible guard: after a Ctrl-C no lane submits again.
+
+The host of every record is the run's (`<partition>@<cluster>`); the node a trial ran on is
+its `node` (slurm_nodes: --per-node deals trials, not points, over the nodes).
 """
 
 import copy
-import getpass
 import json
 import os
+import pwd
+import secrets
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -50,10 +59,11 @@ from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX, PARTITION_NAME,
                                          command, controller_answers, duration_minutes,
                                          first_line, minimal_env, node_usable, show,
                                          time_limit_minutes, to_int, why_failed)
+from lab.backends.slurm_nodes import NodeDealer, idle_nodes, max_nodes_of
 from lab.backends.slurm_step import SlurmSteps
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-PREPARE_JOB = JOB_PREFIX + "prepare"
+PREPARE_JOB = JOB_PREFIX + "prepare"      # + "-<token>": this invocation's own
 IMAGE_NAME = "slurm"               # what points name as their image on this backend
 PENDING_LIMIT_S = 1800             # lab.slurm.pending_limit_s: a trial's job waits this long
 TRIAL_LIMIT_S = 600                # lab.trial_time_limit_s when the config has none
@@ -66,7 +76,8 @@ class SlurmBackend(SlurmSteps, Backend):
     trial_overhead_s = 0.3  # srun's scheduling pass and step launch, interpreter start (~0.2 s here)
     supports_quota = False
 
-    def __init__(self, config, partition, nodes, node_cpus, python="python3", per_node=1):
+    def __init__(self, config, partition, nodes, node_cpus, python="python3", per_node=1,
+                 max_nodes=None):
         super().__init__(config)
         self.partition = partition
         self.nodes = nodes                  # {name: scontrol's fields} of the usable nodes
@@ -82,7 +93,17 @@ class SlurmBackend(SlurmSteps, Backend):
         self.code_dir = None                # set by stage(): <code_root>/<digest>
         self.digest = None
         self.node_facts = {}                # what the prepare step saw on a node
-        self.user = getpass.getuser()
+        self.user = pwd.getpwuid(os.getuid()).pw_name  # whose jobs scancel/squeue may touch
+        self.token = secrets.token_hex(4)   # names this invocation's jobs before a run id exists
+        self.max_nodes, self.max_nodes_from = max_nodes_of(max_nodes if max_nodes is not None
+                                                           else settings.get("max_nodes"), nodes)
+        idle = idle_nodes(nodes)
+        self.held = sorted([*idle, *(n for n in sorted(nodes) if n not in idle)][:self.max_nodes])
+        # shared by every lane's view (copy.copy keeps these objects)
+        self.dealer = NodeDealer(self.held, per_node) if per_node > 1 else None
+        self.live = set()                   # the srun processes running now, every lane's
+        self.live_lock = threading.Lock()
+        self.cluster = None
         self.env = minimal_env()
         self.version = None
         self.lane = None                    # set on a lane's view (on_lane)
@@ -92,14 +113,14 @@ class SlurmBackend(SlurmSteps, Backend):
     # --- lanes: how many trials at once, and where --------------------------------------------------
 
     def slots(self):
-        """Trials at once: one per node (each job takes its node whole: --exclusive), or
-        --per-node N on each node (each lane bound to its node: --nodelist)."""
-        return len(self.nodes) * self.per_node
+        """Trials at once: one per node held (each job takes its node whole: --exclusive), or
+        --per-node N on each (each trial dealt its node: --nodelist); at most max_nodes nodes."""
+        return self.max_nodes * self.per_node
 
     def lane_of(self, point):
         """The points of the run dealt over the slots in the order the runner asks (the
-        plan's); one slot: the one sequential lane. With --per-node 1 any node serves any lane,
-        so a point's trials land on whichever nodes are free."""
+        plan's); one slot: the one sequential lane. A lane is no node: with --per-node 1 a
+        trial lands on whichever node is free, with --per-node N each trial is dealt a node."""
         if self.slots() == 1:
             return None
         return self._lanes.setdefault(point.point_id, len(self._lanes) % self.slots())
@@ -114,13 +135,7 @@ class SlurmBackend(SlurmSteps, Backend):
         return self._views[lane]
 
     def host_words(self, lane):
-        node = self._lane_node(lane)
-        return f"Slurm lane {lane}{f' (node {node})' if node else ''}"
-
-    def _lane_node(self, lane):
-        if lane is None or self.per_node == 1:
-            return None
-        return sorted(self.nodes)[int(lane) // self.per_node]
+        return f"Slurm lane {lane}"
 
     # --- connecting -------------------------------------------------------------------------------
 
@@ -133,6 +148,7 @@ class SlurmBackend(SlurmSteps, Backend):
         partition = str(options.get("partition") or "").strip()
         python = str(options.get("python") or "python3").strip()
         per_node = options.get("per_node") or 1
+        max_nodes = options.get("max_nodes") or (config.get("slurm") or {}).get("max_nodes")
         if partition and not PARTITION_NAME.match(partition):
             raise BackendUnavailable(f"--partition {partition!r}: not a partition name; allowed: "
                                      f"letters, digits, '_', '.', '-'", hint="")
@@ -182,7 +198,10 @@ class SlurmBackend(SlurmSteps, Backend):
                                      hint="")
         check_time_limit(chosen, float(config.get("trial_time_limit_s") or TRIAL_LIMIT_S))
         smallest = min(usable.values(), key=lambda n: to_int(n.get("CPUEfctv") or n.get("CPUTot")))
-        backend = cls(config, partition, usable, smallest, python, per_node)
+        try:
+            backend = cls(config, partition, usable, smallest, python, per_node, max_nodes)
+        except ValueError as error:
+            raise BackendUnavailable(str(error), hint="") from None
         backend.version = first_line(command(["sinfo", "--version"]))
         return backend
 
@@ -206,7 +225,7 @@ class SlurmBackend(SlurmSteps, Backend):
         from lab.hosts import topology
         cpus = self.cpus()
         probe = self.node_facts
-        cluster = self._cluster()
+        cluster = self.cluster or self._cluster()
         return {
             "hostname": f"{self.partition}@{cluster}" if cluster else self.partition,
             "cpu_model": probe.get("cpu_model"), "cpu_count": len(cpus), "usable_cpus": len(cpus),
@@ -224,13 +243,15 @@ class SlurmBackend(SlurmSteps, Backend):
         for line in done.stdout.splitlines():
             key, _, value = line.partition("=")
             if key.strip() == "ClusterName":
-                return value.strip()
+                self.cluster = value.strip()
+                return self.cluster
         return None
 
     def describe(self):
         return {"backend": "slurm", "slurm_version": self.version, "partition": self.partition,
                 "python": self.python, "python_executable": self.node_facts.get("executable"),
                 "python_version": self.node_facts.get("python"), "per_node": self.per_node, "nodes": sorted(self.nodes),
+                "max_nodes": self.max_nodes, "nodes_held": self.held,
                 "code_dir": str(self.code_dir) if self.code_dir else None,
                 "code_digest": self.digest, "summary": self.summary()}
 
@@ -238,7 +259,11 @@ class SlurmBackend(SlurmSteps, Backend):
         """The backend in one line, for the report."""
         packing = ("one trial per node at a time" if self.per_node == 1 else
                    f"--per-node {self.per_node}: up to {self.per_node} trials share a node "
-                   f"(caches, memory bandwidth, turbo)")
+                   f"(caches, memory bandwidth, turbo), each trial dealt a node so that every "
+                   f"point's trials spread over the nodes")
+        packing += (f"; at most {self.max_nodes} node(s) held at once ({self.max_nodes_from}); "
+                    f"one host {self.partition}@{self.cluster or '?'}, each trial's node "
+                    f"recorded beside it")
         return (f"slurm ({self.version or 'Slurm'}), partition {self.partition} "
                 f"({len(self.nodes)} node(s): {', '.join(sorted(self.nodes))}); each trial one "
                 f"job step of exactly its cores (srun -n1 -c N --cpu-bind=cores --exact), pinned by "
@@ -277,7 +302,7 @@ class SlurmBackend(SlurmSteps, Backend):
             raise BackendUnavailable(f"cannot copy the trial code to {self.code_root}: "
                                      f"{error.strerror or error}; set lab.slurm.code_dir to a "
                                      f"shared folder you can write", hint="") from None
-        step = self.step_command(PREPARE_JOB, 1, CHECK_LIMIT_S,
+        step = self.step_command(f"{PREPARE_JOB}-{self.token}", 1, CHECK_LIMIT_S,
                                  ["-c", NODE_PROBE, json.dumps(PROBE_SPEC)])
         try:
             done = command(step.argv, timeout=max(120, self.pending_limit_s), env=step.env,
@@ -344,16 +369,23 @@ class SlurmBackend(SlurmSteps, Backend):
         return done.stdout.split() if done.returncode == 0 else []
 
     def stop_all(self, run_id):
-        """Cancel this run's jobs (by their name, only this user's) and wait until squeue shows
-        none of them; returns how many there were."""
-        jobs = self._jobs_of(run_id)
-        if not jobs:
-            return 0
-        command(["scancel", f"--name={JOB_PREFIX}{run_id}", f"--user={self.user}"])
+        """Cancel this run's jobs (by their name, only this user's) until squeue shows none of
+        them and no srun of this process is left (an srun started just before the stop may
+        submit its job after the first scancel); returns how many jobs were seen."""
+        seen = set(self._jobs_of(run_id))
         deadline = time.perf_counter() + 60
-        while self._jobs_of(run_id) and time.perf_counter() < deadline:
+        while time.perf_counter() < deadline:
+            with self.live_lock:
+                running = [step for step in self.live if step.process.poll() is None]
+            if not seen and not running:
+                break
+            command(["scancel", f"--name={JOB_PREFIX}{run_id}", f"--user={self.user}"])
             time.sleep(0.25)
-        return len(jobs)
+            jobs = self._jobs_of(run_id)
+            seen.update(jobs)
+            if not jobs and not running:
+                break
+        return len(seen)
 
     def stopped_phrase(self, run_id, count):
         return (f"no Slurm job of this run is left (job name {JOB_PREFIX}{run_id}"

@@ -1,7 +1,12 @@
 """One Slurm job step: its command line (srun's flags, the nodes' Python, the environment and the
 working directory, built by one function for the trials and the pre-run check alike, so the
-check cannot pass where the trials fail), srun watched while it runs (job id, launch, node,
-pending and overrun limits), and Slurm's verdict turned into the trial's outcome.
+check cannot pass where the trials fail), srun watched while it runs (job id, pending and
+overrun limits), and Slurm's verdict turned into the trial's outcome.
+
+When the step started is never read from the wording of srun's log: it is the trial's own
+stamp (`started_at`, taken as the trial's interpreter starts), else Slurm's own record of the
+job (`scontrol show job`: StartTime, whole seconds). srun -v's launch line only fills in the
+node and step id of a trial that said nothing.
 """
 
 import json
@@ -31,11 +36,11 @@ class _Step:
     """An srun process and what its stderr said, read as it comes (job id, launch, node)."""
 
     def __init__(self, step):
-        self.submitted = time.perf_counter()
+        self.submitted = time.time()
         self.job_id = None
         self.step_id = None
         self.node = None
-        self.launched = None        # perf_counter when srun launched the step
+        self.started = None         # epoch seconds the job started, from Slurm's record
         self.queued = False
         self.stdout, self.stderr = [], []
         self.process = subprocess.Popen(step.argv, stdout=subprocess.PIPE,
@@ -59,9 +64,8 @@ class _Step:
                 self.job_id = job.group(1)
             if "queued and waiting for resources" in line:
                 self.queued = True
-            launch = LAUNCH_LINE.match(line)
-            if launch and self.launched is None:
-                self.launched = time.perf_counter()
+            launch = LAUNCH_LINE.match(line)  # a hint only: never the step's start
+            if launch and self.node is None:
                 self.job_id, self.step_id, self.node = launch.groups()
 
     def wait(self, timeout):
@@ -84,7 +88,8 @@ class SlurmSteps:
 
     # --- the command line of a step ----------------------------------------------------------
 
-    def step_command(self, job_name, count, time_limit_s, python_args, siblings=False):
+    def step_command(self, job_name, count, time_limit_s, python_args, siblings=False,
+                     node=None):
         """The one builder of a step's command: `srun <flags> <python> <python_args>`, run from
         the staged code's (absolute) folder with the step's environment: the user's, without
         the lab's venv, PYTHONPATH the staged code. `python` is found on the node through that
@@ -100,8 +105,8 @@ class SlurmSteps:
             argv.insert(6, "--threads-per-core=1")
         if self.per_node == 1:  # the node is the trial's alone; the step still gets N cores
             argv.insert(2, "--exclusive")
-        elif self._lane_node(self.lane):
-            argv.insert(2, f"--nodelist={self._lane_node(self.lane)}")
+        elif node:  # the node this trial was dealt (slurm_nodes.NodeDealer)
+            argv.insert(2, f"--nodelist={node}")
         return StepCommand([*argv, self.python, *python_args],
                            {**self.env, "PYTHONPATH": code_dir}, code_dir)
 
@@ -113,28 +118,55 @@ class SlurmSteps:
                                      "--backend docker", hint="")
         if self.code_dir is None:
             self.stage(lambda *_: None)
-        run_id = (labels or {}).get(RUN_LABEL, "adhoc")
+        labels = labels or {}
+        run_id = labels.get(RUN_LABEL, "adhoc")
+        if run_id in ("adhoc", "calibration"):  # no run id yet: this invocation's own name
+            run_id = f"{run_id}-{self.token}"
         count = len(cpuset)
         # The plan's CPU ids mean nothing on a node: the trial checks the count it got, and
         # that its affinity is the step cgroup's cpuset.
         spec = {**spec, "expect_affinity": None, "expect_cpu_count": count,
                 "expect_cgroup_cpuset": True}
-        step = _Step(self.step_command(JOB_PREFIX + run_id, count, time_limit_s,
-                                       ["-m", "lab.experiments", json.dumps(spec)],
-                                       siblings=self._has_siblings(cpuset)))
-        verdict = None
+        point = labels.get("multicore-lab.point") or json.dumps(spec, sort_keys=True)
+        node = self.dealer.take(point) if self.dealer is not None else None
+        step, verdict = None, None
         try:
+            # started inside the runner's guard: after a Ctrl-C (or a lane's stop) no srun
+            # starts, and a signal while Popen runs waits until the step is known here
+            with self.uninterruptible():
+                step = _Step(self.step_command(JOB_PREFIX + run_id, count, time_limit_s,
+                                               ["-m", "lab.experiments", json.dumps(spec)],
+                                               siblings=self._has_siblings(cpuset), node=node))
+                with self.live_lock:
+                    self.live.add(step)
             verdict = self._watch(step, time_limit_s)
             stdout, stderr = step.finish(timeout=60)
         except BaseException:
-            self._cancel(step.job_id, JOB_PREFIX + run_id)
-            try:
-                step.finish(timeout=30)
-            except subprocess.TimeoutExpired:
-                step.process.kill()
+            if step is not None:
+                self._cancel_until_gone(step, JOB_PREFIX + run_id)
             raise
-        ended = time.perf_counter()
+        finally:
+            if step is not None:
+                with self.live_lock:
+                    self.live.discard(step)
+            if node is not None:
+                self.dealer.give_back(node)
+        ended = time.time()
         return self._outcome(step, stdout, stderr, ended, time_limit_s, verdict)
+
+    def _cancel_until_gone(self, step, job_name):
+        """Cancel the step's job (by id, else by this run's name) until its srun is gone: an
+        srun that had not submitted yet when first cancelled is cancelled again once it has."""
+        deadline = time.perf_counter() + 30
+        while True:
+            self._cancel(step.job_id, job_name)
+            try:
+                step.finish(timeout=1)
+                return
+            except subprocess.TimeoutExpired:
+                if time.perf_counter() > deadline:
+                    step.process.kill()
+                    return
 
     def _has_siblings(self, cpuset):
         from lab.hosts.topology import cores
@@ -146,16 +178,18 @@ class SlurmSteps:
         running far past its own limit. Returns the host's verdict, or None."""
         limit_s = time_limit_minutes(time_limit_s) * 60 + SLURM_GRACE_S
         while True:
-            if step.launched is None:
+            if step.started is None:
                 deadline = step.submitted + self.pending_limit_s
             else:
-                deadline = step.launched + limit_s
-            if step.wait(min(deadline - time.perf_counter(), 5.0)):
+                deadline = step.started + limit_s
+            if step.wait(min(deadline - time.time(), 5.0)):
                 return None
-            now = time.perf_counter()
-            if now < deadline:
+            if time.time() < deadline:
                 continue
-            if step.launched is None:
+            if step.started is None:  # pending this long? Slurm's record says
+                step.started = self._start_time(step.job_id)
+                if step.started is not None:
+                    continue
                 reason = self._pending_reason(step.job_id)
                 verdict = (f"PENDING: the job waited {self.pending_limit_s:g} s without starting "
                            f"(Slurm's reason: {reason}); cancelled (lab.slurm.pending_limit_s)")
@@ -164,6 +198,18 @@ class SlurmSteps:
                            f"own limit; cancelled by the lab")
             self._cancel(step.job_id, None)
             return verdict
+
+    def _start_time(self, job_id):
+        """When Slurm started the job (its StartTime, epoch seconds), None while it pends or
+        when scontrol no longer knows it."""
+        try:
+            jobs = show("job", job_id) if job_id else []
+        except BackendUnavailable:
+            return None
+        fields = jobs[0] if jobs else {}
+        if fields.get("JobState") in (None, "PENDING"):
+            return None
+        return slurm_time(fields.get("StartTime"))
 
     def _pending_reason(self, job_id):
         jobs = show("job", job_id) if job_id else []
@@ -198,8 +244,12 @@ class SlurmSteps:
 
     def _outcome(self, step, stdout, stderr, ended, time_limit_s, verdict):
         exit_code = step.process.returncode
-        started = step.launched if step.launched is not None else ended
-        host_seconds = ended - started  # the step's launch to srun's exit: queue wait left out
+        stamp = _stamp(stdout)
+        started = stamp if stamp is not None else step.started
+        if started is None and exit_code != 0:
+            started = self._start_time(step.job_id)
+        # the step's start (the trial's own stamp, else Slurm's) to srun's exit: no queue wait
+        host_seconds = max(0.0, ended - started) if started is not None else 0.0
         outcome = outcome_from(stdout, trial_stderr(stderr), exit_code, False, False,
                                host_seconds, time_limit_s)
         result = outcome.result or {}
@@ -222,15 +272,15 @@ class SlurmSteps:
             outcome.result = None
             outcome.timed_out = state == "TIMEOUT"
             outcome.oom_killed = state == "OUT_OF_MEMORY"
-        elif outcome.error and step.launched is None:
+        elif outcome.error and started is None:
             said = trial_stderr(stderr).strip().splitlines()
             outcome.error = (f"not started by Slurm: {said[-1][:300] if said else outcome.error}")
         if outcome.error and not outcome.stderr_tail:
             outcome.stderr_tail = trial_stderr(stderr)[-STDERR_TAIL_CHARS:]
-        queue = (step.launched - step.submitted) if step.launched is not None else None
+        queue = max(0.0, started - step.submitted) if started is not None else None
         node = slurm.get("node") or step.node
         outcome.extra = {
-            **({"host": node} if node else {}), "node": node,
+            "node": node,  # the host is the run's (<partition>@<cluster>), never the node
             "slurm_job_id": to_int(slurm.get("job_id") or step.job_id, None),
             "slurm_step_id": to_int(slurm.get("step_id") or step.step_id, None),
             "slurm_partition": self.partition,
@@ -240,3 +290,23 @@ class SlurmSteps:
             "queue_seconds": queue, "per_node": self.per_node,
         }
         return outcome
+
+
+def _stamp(stdout):
+    """The trial's own `started_at` (epoch seconds) from its JSON result line, or None."""
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    try:
+        value = json.loads(lines[-1]).get("started_at") if lines else None
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def slurm_time(text):
+    """A Slurm timestamp (2026-12-06T00:04:19, the controller's local time) in epoch seconds;
+    None for Unknown, None or words it cannot read."""
+    try:
+        return time.mktime(time.strptime(str(text), "%Y-%m-%dT%H:%M:%S"))
+    except (TypeError, ValueError, OverflowError):
+        return None
