@@ -309,9 +309,10 @@ def test_compare_matches_every_point_and_tests_each_difference(two_scale_runs):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = results_dir / f"compare-{a.name}-vs-{b.name}"
     rows = list(csv.DictReader(open(out / "compare.csv")))
-    assert len(rows) == 5  # strong and weak at 1 and 2 CPUs, serial
+    assert len(rows) == 7  # strong, weak and the measured ceiling at 1 and 2 CPUs, serial
     assert {(r["variant"], r["cpus"]) for r in rows} == {
-        ("serial", "1"), ("strong", "1"), ("strong", "2"), ("weak", "1"), ("weak", "2")}
+        ("serial", "1"), ("strong", "1"), ("strong", "2"), ("weak", "1"), ("weak", "2"),
+        ("ceiling", "1"), ("ceiling", "2")}
     for row in rows:
         assert row["point_id_a"] == row["point_id_b"]  # same image here, so same ids
         assert row["n_a"] == row["n_b"] == "3" and row["test"] == "Mann-Whitney U, two-sided"
@@ -342,7 +343,8 @@ def test_compare_of_ipc_runs_overlays_their_messages_per_second(engine, trial_im
     assert sorted(r["variant"] for r in rows) == ["pipe", "queue"]
     assert {r["measure"] for r in rows} == {"messages_per_second"}
     assert (out / "compare_ipc.png").stat().st_size > 5000
-    assert "Pipe()" in done.stdout and "Queue()" in done.stdout
+    # the handshake clock bounds the queue, and the comparison names it by its bound
+    assert "Pipe()" in done.stdout and "Queue(maxsize=" in done.stdout
 
 
 def _altered_copy(run, folder, change):
@@ -368,7 +370,7 @@ def test_runs_calibrated_to_different_work_compare_on_time_per_unit_of_work(two_
     done = invoke("compare", str(a), str(other), "--results-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(open(tmp_path / f"compare-{a.name}-vs-other" / "compare.csv")))
-    assert len(rows) == 5 and {r["measure"] for r in rows} == {"seconds_per_million_iterations"}
+    assert len(rows) == 7 and {r["measure"] for r in rows} == {"seconds_per_million_iterations"}
     assert all(float(r["ratio_b_over_a"]) == pytest.approx(1.0) for r in rows)
 
 
