@@ -1,4 +1,5 @@
-"""Drives a plan through a backend: one trial at a time, each record appended as it ends.
+"""Drives a plan through a backend: one trial at a time in each lane (a single host is one
+lane; several hosts run side by side), each record appended as it ends.
 
 Ctrl-C or SIGTERM stops the run's trial in flight (its containers, by the run's label), records it
 as failed ("interrupted ..."), marks the run interrupted; a second signal does not cut that
@@ -132,77 +133,54 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
     `estimate(point)`: seconds of one trial, for the time left; `label(point)`: the point in
     words. `guard`: a SignalGuard the caller installed earlier (lab.run.session does, so that a
     signal while the run folder is being set up is caught too); by default execute installs its
-    own."""
+    own. A single host is one lane (`_Lanes`)."""
     done = set(done)
     pending = [t for t in plan.trials if t.key not in done]
     progress = Progress(pending, estimate, label or (lambda point: point.point_id), say,
                         plan.rounds)
-    lanes = list(dict.fromkeys(backend.lane_of(t.point) for t in pending)) or [None]
-    if len(lanes) > 1:  # several hosts: side by side, one trial at a time on each
-        return _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s,
-                              progress, say, guard, sizing)
-    whole, backend = backend, backend.on_lane(lanes[0])  # one lane: exactly as ever
-    host_name = whole.host_of(lanes[0], host_name)
     own_guard = guard is None
+    guard = guard or SignalGuard()
+    lanes = _Lanes(pending, backend, folder, host_name, time_limit_s, progress, say, guard,
+                   sizing)
     if own_guard:
-        guard = SignalGuard()
         guard.install()
-    # e.g. creating a container: a signal waits until its id is known
-    backend.uninterruptible = guard.shielded
-    status, current, failure = "complete", None, None
+    status, failure = "complete", None
     try:
         with progress:
-            for index, trial in enumerate(pending, start=1):
-                current = trial
-                progress.started(index, trial, pending[index:])
-                labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
-                params = sizing.params(trial.point) if sizing else None
-                outcome = backend.run(trial_spec(trial.point, time_limit_s, params),
-                                      trial.point.cpuset,
-                                      trial.point.quota, time_limit_s, labels,
-                                      trial.point.image or None)
-                if outcome.error and backend.engine_gone():
-                    # killed by the engine's own shutdown: not a measurement, so no record
-                    raise EngineGone(f"the engine went away during the trial ({outcome.error})")
-                with guard.shielded():  # a signal now waits until the record is on disk
-                    record = make_record(folder.run_id, trial, outcome, backend, host_name,
-                                         params)
-                    folder.append(record)
-                    if sizing:
-                        sizing.learn(trial, record)
-                    current = None
-                progress.finished(index, trial, record, pending[index:])
+            lanes.run()
     except (Interrupted, KeyboardInterrupt) as why:
         guard.closing("SIGINT")  # a second Ctrl-C must not cut the cleanup
         status = "interrupted"
         reason = str(why) or "SIGINT"
-        stopped = _stop_run_containers(backend, folder, say)
-        kept = ""
-        if current is not None:
-            try:
-                _record_cut_off(folder, current, backend, host_name,
-                                f"{records.INTERRUPTED} ({reason})")
-            except OSError as error:
-                kept = f" (the cut-off trial could not be recorded: {_reason(error, backend)})"
+        stopped = lanes.halt(say, interrupted=True)
+        kept = lanes.record_cut_off(f"{records.INTERRUPTED} ({reason})")
         say(f"\nInterrupted ({reason}): {stopped}; every finished trial is kept in "
             f"{folder.raw_path}{kept}.")
-    except Exception as error:  # the engine went away, the disk filled up ...
+    except Exception as error:  # noqa: BLE001 (the engine went away, the disk filled up ...)
         guard.closing()
         status = "failed"
-        failure = _reason(error, backend)
-        _stop_run_containers(backend, folder, lambda *_: None)
+        failure = _reason(error, lanes.alone)
+        lanes.halt(lambda *_: None, interrupted=False)
         say(f"\nRun failed: {failure}.\nEvery finished trial is kept in {folder.raw_path}.")
     finally:
         guard.closing()
+        lost = lanes.lost
+        if lost and status == "complete":
+            status = "failed"
+            failure = "; ".join(f"{backend.host_words(lane)}: {why}" for lane, why in lost.items())
+            say(f"\nRun failed for {len(lost)} host(s): {failure}. The other hosts' "
+                f"trials are complete; every trial is kept in {folder.raw_path}.")
         changes = {"status": status, "finished_at": time.time()}
         if failure:
             changes["failure"] = failure
+        if lost:
+            changes["hosts_lost"] = {str(lane): why for lane, why in lost.items()}
         try:
             folder.update_meta(**changes)
         except Exception as error:  # noqa: BLE001 (a full disk must not crash the cleanup)
             say(f"WARNING: could not record status {status!r} in {folder.meta_path}: "
-                f"{_reason(error, backend)}")
-        backend.uninterruptible = contextlib.nullcontext
+                f"{_reason(error, lanes.alone)}")
+        lanes.release()
         if own_guard:
             guard.restore()
     return status
@@ -212,177 +190,183 @@ class _Stopped(Exception):
     """A lane's worker asked to create a trial after the run was stopped."""
 
 
-def _execute_lanes(pending, lanes, backend, folder, host_name, time_limit_s, progress, say,
-                   guard, sizing=None):
-    """Several hosts: one worker thread per machine (lanes of one `lane_group`, hosts on one
-    kernel, take turns in one thread), each running its own trials in the plan's order, one at
-    a time; signals stay with the main thread, which waits. Records are appended under one lock.
-    A trial that raises fails alone while its host's engine answers a ping; a host whose engine
-    does not (gone, its SSH connection ended) gets its trial in flight and the rest of its
-    trials recorded failed (HOST_LOST: --resume runs them again) while the others carry on; the
-    run then ends failed. Ctrl-C stops every host's containers by the run's label, side by
-    side."""
-    lock = threading.Lock()       # appends, progress, and the decision to stop
-    creating = threading.Lock()   # held while a container is created: stop waits for its id
-    stop = threading.Event()
-    state = {"index": 0, "fatal": None, "lost": {}, "inflight": {}}
-    waiting = list(pending)       # not started yet (the time left)
-    groups = {}
-    for lane in lanes:
-        groups.setdefault(backend.lane_group(lane), []).append(lane)
-    for group in groups.values():
-        if len(group) > 1:
-            say(f"{' and '.join(backend.host_words(lane) for lane in group)} are one machine "
-                f"(one kernel): their trials take turns in one lane, never side by side")
+class _Lanes:
+    """The trials of a run in lanes (`Backend.lane_of`), each lane running its own trials in
+    the plan's order, one at a time; lanes of one `lane_group` (hosts on one kernel) take turns.
+
+    One lane (a single host) runs in the calling thread, where signals arrive: a trial that
+    raises, or whose engine stopped answering, ends the run as failed (nothing else could go
+    on). Several lanes run side by side, one worker thread per group, while the calling thread
+    waits for signals; a trial that raises fails alone while its host's engine answers a ping,
+    and a host whose engine does not (gone, its SSH connection ended) gets its trial in flight
+    and the rest of its trials recorded failed (HOST_LOST: --resume runs them again) while the
+    others carry on; the run then ends failed. Records are appended under one lock; after
+    `halt` nothing starts and nothing more is recorded."""
+
+    def __init__(self, pending, backend, folder, host_name, time_limit_s, progress, say, guard,
+                 sizing):
+        self.pending, self.backend, self.folder = pending, backend, folder
+        self.host_name, self.time_limit_s = host_name, time_limit_s
+        self.progress, self.say, self.sizing = progress, say, sizing
+        self.lanes = list(dict.fromkeys(backend.lane_of(t.point) for t in pending)) or [None]
+        # one lane runs exactly as a single host ever did: its own backend stops its trials and
+        # says why the run failed
+        self.alone = backend.on_lane(self.lanes[0]) if len(self.lanes) == 1 else None
+        # in the calling thread a signal waits while a container is created or a record is
+        # written; worker threads never see signals
+        self.shield = guard.shielded if self.alone is not None else contextlib.nullcontext
+        self.lock = threading.Lock()      # appends, progress, and the decision to stop
+        self.creating = threading.Lock()  # held while a container is created: stop waits for its id
+        self.stop = threading.Event()
+        self.count, self.fatal, self.lost, self.inflight = 0, None, {}, {}
+        self.waiting = list(pending)      # not started yet (the time left)
+        self.threads = []
+        self.groups = {}  # lanes of one machine take turns; the one lane asks nothing more
+        if self.alone is not None:
+            self.groups[self.lanes[0]] = self.lanes
+        else:
+            for lane in self.lanes:
+                self.groups.setdefault(backend.lane_group(lane), []).append(lane)
+        for group in self.groups.values():
+            if len(group) > 1:
+                say(f"{' and '.join(backend.host_words(lane) for lane in group)} are one "
+                    f"machine (one kernel): their trials take turns in one lane, never side by "
+                    f"side")
+        for lane in self.lanes:
+            backend.on_lane(lane).uninterruptible = self.uninterruptible
 
     @contextmanager
-    def uninterruptible():
-        with creating:
-            if stop.is_set():
+    def uninterruptible(self):
+        """e.g. creating a container: a stop (or a signal) waits until its id is known."""
+        with self.shield(), self.creating:
+            if self.stop.is_set():
                 raise _Stopped()
             yield
 
-    for lane in lanes:
-        backend.on_lane(lane).uninterruptible = uninterruptible
+    def run(self):
+        if self.alone is not None:
+            self.work(next(iter(self.groups)))
+            return
+        self.threads = [threading.Thread(target=self.guarded, args=(group,),
+                                         name=f"lane-{index}", daemon=True)
+                        for index, group in enumerate(self.groups)]
+        for thread in self.threads:
+            thread.start()
+        while any(thread.is_alive() for thread in self.threads):
+            for thread in self.threads:
+                thread.join(0.2)  # the main thread waits here; signals reach it
+        if self.fatal is not None:
+            raise self.fatal
 
-    def lose(lane, member, host, trials, why):
-        reason = f"{records.HOST_LOST}: {backend.host_words(lane)} {why}"
-        with lock:
-            if stop.is_set():
-                return
-            state["lost"][lane] = why
-            state["inflight"].pop(backend.lane_group(lane), None)
-            for trial in trials:
-                outcome = TrialOutcome(None, reason, None, False, False, 0.0, "")
-                folder.append(make_record(folder.run_id, trial, outcome, member, host))
-        say(f"{backend.host_words(lane)} lost ({why}): its {len(trials)} remaining trial(s) "
-            f"recorded failed; the other hosts carry on")
+    def guarded(self, group):
+        try:
+            self.work(group)
+        except BaseException as error:  # noqa: BLE001 (a full disk ends the whole run)
+            self.fatal = self.fatal or error
+            self.stop.set()
 
-    def work(group):
-        trials = [t for t in pending if backend.lane_of(t.point) in groups[group]]
+    def work(self, group):
+        """The trials of the lanes in `group`, one at a time."""
+        backend = self.backend
+        trials = [t for t in self.pending if backend.lane_of(t.point) in self.groups[group]]
         for position, trial in enumerate(trials):
             lane = backend.lane_of(trial.point)
-            if lane in state["lost"]:
+            if lane in self.lost:
                 continue
-            member = backend.on_lane(lane)
-            host = backend.host_of(lane, host_name)
-            with lock:
-                if stop.is_set():
+            member, host = backend.on_lane(lane), backend.host_of(lane, self.host_name)
+            with self.shield(), self.lock:
+                if self.stop.is_set():
                     return
-                state["index"] += 1
-                index = state["index"]
-                state["inflight"][group] = trial
-                waiting.remove(trial)
-                progress.started(index, trial, list(waiting))
-            labels = {RUN_LABEL: folder.run_id, "multicore-lab.point": trial.point.point_id}
-            params = sizing.params(trial.point) if sizing else None
+                self.count += 1
+                index = self.count
+                self.inflight[group] = trial
+                self.waiting.remove(trial)
+                self.progress.started(index, trial, list(self.waiting))
+            labels = {RUN_LABEL: self.folder.run_id, "multicore-lab.point": trial.point.point_id}
+            params = self.sizing.params(trial.point) if self.sizing else None
             try:
-                outcome = member.run(trial_spec(trial.point, time_limit_s, params),
-                                     trial.point.cpuset,
-                                     trial.point.quota, time_limit_s, labels,
-                                     trial.point.image or None)
+                outcome = member.run(trial_spec(trial.point, self.time_limit_s, params),
+                                     trial.point.cpuset, trial.point.quota, self.time_limit_s,
+                                     labels, trial.point.image or None)
             except _Stopped:
                 return
-            except Exception as error:  # noqa: BLE001 (the host's trouble: the others go on)
-                if stop.is_set():
+            except Exception as error:  # noqa: BLE001 (side by side: the host's trouble)
+                if self.alone is not None:
+                    raise  # the one host: the run fails, execute says why
+                if self.stop.is_set():
                     return  # stopped under it by an interruption: the main thread records it
                 if member.engine_gone():
-                    lose(lane, member, host, _left(trials[position:], lane, backend),
-                         _host_reason(error, member))
+                    self.lose(lane, member, host, _left(trials[position:], lane, backend),
+                              _host_reason(error, member))
                     continue
                 # the engine answers: this trial failed (an API error, an image gone), not
                 # its host
                 outcome = TrialOutcome(None, _host_reason(error, member), None, False, False,
                                        0.0, "")
             if outcome.error and member.engine_gone():
-                lose(lane, member, host, _left(trials[position:], lane, backend),
-                     f"{member.engine_words} stopped answering ({outcome.error})")
+                if self.alone is not None:
+                    # killed by the engine's own shutdown: not a measurement, so no record
+                    raise EngineGone(f"the engine went away during the trial ({outcome.error})")
+                self.lose(lane, member, host, _left(trials[position:], lane, backend),
+                          f"{member.engine_words} stopped answering ({outcome.error})")
                 continue
-            with lock:
-                if stop.is_set():
+            with self.shield(), self.lock:  # a signal now waits until the record is on disk
+                if self.stop.is_set():
                     return
-                record = make_record(folder.run_id, trial, outcome, member, host, params)
-                folder.append(record)
-                if sizing:
-                    sizing.learn(trial, record)
-                state["inflight"].pop(group, None)
-                progress.finished(index, trial, record, list(waiting))
+                record = make_record(self.folder.run_id, trial, outcome, member, host, params)
+                self.folder.append(record)
+                if self.sizing:
+                    self.sizing.learn(trial, record)
+                self.inflight.pop(group, None)
+                self.progress.finished(index, trial, record, list(self.waiting))
 
-    def guarded(group):
-        try:
-            work(group)
-        except BaseException as error:  # noqa: BLE001 (a full disk ends the whole run)
-            state["fatal"] = state["fatal"] or error
-            stop.set()
+    def lose(self, lane, member, host, trials, why):
+        backend = self.backend
+        reason = f"{records.HOST_LOST}: {backend.host_words(lane)} {why}"
+        with self.lock:
+            if self.stop.is_set():
+                return
+            self.lost[lane] = why
+            self.inflight.pop(backend.lane_group(lane), None)
+            for trial in trials:
+                outcome = TrialOutcome(None, reason, None, False, False, 0.0, "")
+                self.folder.append(make_record(self.folder.run_id, trial, outcome, member, host))
+        self.say(f"{backend.host_words(lane)} lost ({why}): its {len(trials)} "
+                 f"remaining trial(s) recorded failed; the other hosts carry on")
 
-    own_guard = guard is None
-    if own_guard:
-        guard = SignalGuard()
-        guard.install()
-    status, failure = "complete", None
-    threads = [threading.Thread(target=guarded, args=(group,), name=f"lane-{index}",
-                                daemon=True) for index, group in enumerate(groups)]
-    try:
-        with progress:
-            for thread in threads:
-                thread.start()
-            while any(thread.is_alive() for thread in threads):
-                for thread in threads:
-                    thread.join(0.2)  # the main thread waits here; signals reach it
-            if state["fatal"] is not None:
-                raise state["fatal"]
-    except (Interrupted, KeyboardInterrupt) as why:
-        guard.closing("SIGINT")
-        status = "interrupted"
-        reason = str(why) or "SIGINT"
-        with lock:
-            stop.set()  # no record after this one; a record being written is finished first
-        with creating:
-            pass        # a container being created has its id (and label) now
-        stopped = _stop_run_containers(backend, folder, say)
-        _join_all(threads, 30)
+    def halt(self, say, interrupted):
+        """Nothing starts or is recorded from now on; the run's trials are stopped (every host's
+        side by side) and the lanes' threads given 30 s to end. On an interruption a record being
+        written is finished and a container being created has its id (and label) first. Returns
+        the stop in words."""
+        if interrupted:
+            with self.lock:
+                self.stop.set()
+            with self.creating:
+                pass
+        self.stop.set()
+        stopped = _stop_run_containers(self.backend if self.alone is None else self.alone,
+                                       self.folder, say)
+        _join_all(self.threads, 30)
+        return stopped
+
+    def record_cut_off(self, reason):
+        """Record each trial in flight as cut off; '' or why one could not be, in words."""
         kept = ""
-        for trial in list(state["inflight"].values()):
-            lane = backend.lane_of(trial.point)
+        for trial in list(self.inflight.values()):
+            lane = self.backend.lane_of(trial.point)
             try:
-                _record_cut_off(folder, trial, backend.on_lane(lane),
-                                backend.host_of(lane, host_name),
-                                f"{records.INTERRUPTED} ({reason})")
+                _record_cut_off(self.folder, trial, self.backend.on_lane(lane),
+                                self.backend.host_of(lane, self.host_name), reason)
             except OSError as error:
-                kept = f" (a cut-off trial could not be recorded: {_reason(error, None)})"
-        say(f"\nInterrupted ({reason}): {stopped}; every finished trial is kept in "
-            f"{folder.raw_path}{kept}.")
-    except Exception as error:  # noqa: BLE001 (the disk filled up ...)
-        guard.closing()
-        status = "failed"
-        stop.set()
-        failure = _reason(error, None)
-        _stop_run_containers(backend, folder, lambda *_: None)
-        _join_all(threads, 30)
-        say(f"\nRun failed: {failure}.\nEvery finished trial is kept in {folder.raw_path}.")
-    finally:
-        guard.closing()
-        if state["lost"] and status == "complete":
-            status = "failed"
-            failure = "; ".join(f"{backend.host_words(lane)}: {why}"
-                                for lane, why in state["lost"].items())
-            say(f"\nRun failed for {len(state['lost'])} host(s): {failure}. The other hosts' "
-                f"trials are complete; every trial is kept in {folder.raw_path}.")
-        changes = {"status": status, "finished_at": time.time()}
-        if failure:
-            changes["failure"] = failure
-        if state["lost"]:
-            changes["hosts_lost"] = {str(lane): why for lane, why in state["lost"].items()}
-        try:
-            folder.update_meta(**changes)
-        except Exception as error:  # noqa: BLE001
-            say(f"WARNING: could not record status {status!r} in {folder.meta_path}: "
-                f"{_reason(error, None)}")
-        for lane in lanes:
-            backend.on_lane(lane).uninterruptible = contextlib.nullcontext
-        if own_guard:
-            guard.restore()
-    return status
+                which = "a" if self.alone is None else "the"
+                kept = (f" ({which} cut-off trial could not be recorded: "
+                        f"{_reason(error, self.alone)})")
+        return kept
+
+    def release(self):
+        for lane in self.lanes:
+            self.backend.on_lane(lane).uninterruptible = contextlib.nullcontext
 
 
 def _left(trials, lane, backend):
