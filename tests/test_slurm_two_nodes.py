@@ -130,7 +130,7 @@ def test_ctrl_c_with_two_lanes_leaves_no_job_of_the_run_then_resume(pair, tmp_pa
         assert lab.returncode == 130, said
         folder = raw.parent
         assert jobs_named(f"multicore-lab-{folder.name}") == []
-        assert not [line for line in after if " multicore-lab-" in line], after
+        assert not [line for line in after if folder.name in line], after  # others' may run
         assert bystander in jobs_named("mcl-bystander-2")  # another job: untouched
         cut = [r for r in lab_records(folder) if not r["ok"]]
         assert all(r["host"] == f"{pair['pair_partition']}@{pair['cluster']}" for r in cut)
