@@ -46,7 +46,7 @@ class ImageInfo:
 def in_container_files(root=PROJECT_ROOT):
     """The files the image holds: the standard-library-only part of `lab`."""
     lab = Path(root) / "lab"
-    files = [lab / "__init__.py", lab / "sysinfo.py"]
+    files = [lab / "__init__.py", *sorted((lab / "sysinfo").glob("*.py"))]
     files += sorted((lab / "experiments").glob("*.py"))
     return files
 
