@@ -1,11 +1,11 @@
-"""Conditions per host (issue item 2): every scaling trial reads load, swap, governor, thermal
+"""Conditions per host: every trial (scaling, ipc, lessons) reads load, swap, governor, thermal
 throttling and steal of its own CPUs on the machine it runs on; the warnings name the host.
 Made-up /proc and /sys trees and made-up trials, no engine."""
 
 import pytest
 
 from lab.analysis import conditions as judged, trials as trial_frames
-from lab.experiments import conditions, scaling
+from lab.experiments import conditions
 from lab.run import system_checks
 
 
@@ -45,9 +45,17 @@ def test_unreadable_files_give_nothing_not_an_error(tmp_path):
     assert kept["steal_own_cpus_seconds"] is None and kept["governor"] is None
 
 
-def test_a_scaling_trial_records_its_conditions():
-    result = scaling.run_trial({"variant": "strong", "params": {"work": 20000}, "workers": 1,
-                                "start_method": "fork"})
+@pytest.mark.parametrize("spec", [
+    {"experiment": "scaling", "variant": "strong", "params": {"work": 20000}, "workers": 1},
+    {"experiment": "ipc", "variant": "pipe", "params": {"messages": 200}, "workers": 2},
+    {"experiment": "lessons", "variant": "queue_in_process",
+     "params": {"queue_kind": "thread_queue", "messages": 200}, "workers": 1},
+], ids=["scaling", "ipc", "lessons"])
+def test_every_familys_trial_records_its_conditions(spec):
+    """Read by the trial entry point itself, so ipc and lessons trials carry them too."""
+    from lab.experiments.__main__ import run
+    result = run({"start_method": "fork", "expect_affinity": None, **spec})
+    assert result["ok"], result.get("error")
     assert result["metrics"]["load1"]["value"] >= 0
     assert "steal_own_cpus_seconds" in result["metrics"]
 

@@ -1,5 +1,6 @@
-"""Per host: the conditions the trials ran in, read by each trial on its own machine for its
-own CPUs (lab.experiments.conditions: load as it started, steal on its CPUs, swapping, thermal
+"""Per host: the conditions the trials ran in, read by each trial (every family: the trial's
+entry point, lab.experiments.__main__) on its own machine for its own CPUs
+(lab.experiments.conditions: load as it started, steal on its CPUs, swapping, thermal
 throttling, frequency governor), kept in its record (metric.load1, metric.steal_own_cpus_seconds,
 metric.swapped_pages, metric.thermal_events, check.governor), turned into warnings that name
 the host. lab/run/system_checks.py reads the same on the machine where invoke runs; these are

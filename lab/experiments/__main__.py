@@ -25,7 +25,7 @@ import time
 import traceback
 
 from lab import sysinfo
-from lab.experiments import SpecError, TrialCheckFailed, load
+from lab.experiments import SpecError, TrialCheckFailed, conditions, load
 
 
 def _affinity_error(expected):
@@ -110,6 +110,7 @@ def run(spec):
         raise SpecError(f"unknown variant {spec.get('variant')!r} of {experiment.NAME}; "
                         f"known: {', '.join(experiment.VARIANTS)}")
     before = sysinfo.trial_counters()
+    around = conditions.read()  # this trial's own CPUs, on the machine it runs on
     try:
         outcome = experiment.run_trial(spec)
     except TrialCheckFailed as failure:
@@ -119,6 +120,8 @@ def run(spec):
     # An experiment that reads the counters around its own timed section says so; else the
     # whole trial (start-up and warm-up included) is what the counters cover.
     delta = outcome.pop("section_counters", None) or _whole_trial(before)
+    if spec.get("variant") != "calibrate":  # a calibration is no trial of the run's
+        conditions.keep(outcome, around)
     result.update(outcome)
     result["throttled_seconds"] = delta.get("throttled_seconds")
     result["nr_throttled"] = delta.get("nr_throttled")

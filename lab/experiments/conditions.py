@@ -98,3 +98,23 @@ def change(before, after):
         "thermal_events": _grew(before.get("thermal"), after.get("thermal")),
         "governor": ",".join(governors) if governors else None,
     }
+
+
+# What a trial keeps of the conditions on its own CPUs, as metrics (and the governor as a check)
+CONDITION_METRICS = {"load1": "runnable tasks (1-minute load average as the trial started)",
+                     "steal_own_cpus_seconds": "s (steal on the trial's CPUs, whole trial)",
+                     "swapped_pages": "pages (swapped in or out, machine, whole trial)",
+                     "thermal_events": "events (thermal throttling of the trial's CPUs)"}
+
+
+def keep(result, before):
+    """Add to a trial's result what changed on its CPUs since `before` (a `read()`): every
+    family's trials carry the conditions they ran in, read where they ran."""
+    kept = change(before, read(before["cpus"]))
+    metrics = result.setdefault("metrics", {})
+    for name, unit in CONDITION_METRICS.items():
+        if kept.get(name) is not None:
+            metrics[name] = {"value": kept[name], "unit": unit}
+    if kept.get("governor"):
+        result.setdefault("check", {})["governor"] = kept["governor"]
+    return result

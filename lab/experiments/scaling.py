@@ -43,7 +43,6 @@ import time
 from typing import NamedTuple
 
 from lab import sysinfo
-from lab.experiments import conditions
 from lab.experiments import SpecError, TrialCheckFailed, split_evenly, stop_processes
 
 NAME = "scaling"
@@ -351,22 +350,7 @@ def run_trial(spec):
         rate = _calibrate(float(params.get("calibrate_seconds", 0.5)))
         return {"seconds": 0.0, "cpu_seconds": None,
                 "metrics": {"iterations_per_second": {"value": rate, "unit": "1/s"}}, "check": {}}
-    before = conditions.read()  # this trial's own CPUs, on the machine it runs on
-    result = _measured_trial(spec, variant, params)
-    kept = conditions.change(before, conditions.read(before["cpus"]))
-    for name, unit in CONDITION_METRICS.items():
-        if kept.get(name) is not None:
-            result["metrics"][name] = {"value": kept[name], "unit": unit}
-    if kept.get("governor"):
-        result["check"]["governor"] = kept["governor"]
-    return result
-
-
-# What a trial keeps of the conditions on its own CPUs (lab.experiments.conditions), as metrics
-CONDITION_METRICS = {"load1": "runnable tasks (1-minute load average as the trial started)",
-                     "steal_own_cpus_seconds": "s (steal on the trial's CPUs, whole trial)",
-                     "swapped_pages": "pages (swapped in or out, machine, whole trial)",
-                     "thermal_events": "events (thermal throttling of the trial's CPUs)"}
+    return _measured_trial(spec, variant, params)  # conditions: lab.experiments.__main__
 
 
 def _measured_trial(spec, variant, params):

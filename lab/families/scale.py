@@ -215,10 +215,9 @@ class ScaleFamily(Family):
     def warnings(self, trials, summary):
         from lab.analysis.scaling import off_cpu
         from lab.analysis.ceiling import ceiling_warnings
-        from lab.analysis.conditions import condition_warnings
         scaling = trials[trials["experiment"] == self.experiment]
         found = off_cpu(scaling, self.row_label)
-        return ([found] if found else []) + ceiling_warnings(summary) + condition_warnings(scaling)
+        return ([found] if found else []) + ceiling_warnings(summary)
 
     def facts(self, meta):
         calibration = meta.get("calibration")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from lab.analysis import stats
 from lab.analysis.trials import load_trials, measured
+from lab.analysis.conditions import condition_warnings
 from lab.analysis.warnings import MIN_SECONDS, data_warnings, grouped_points, normalised
 from lab.present.tables import Table
 
@@ -194,7 +195,8 @@ def build(folder, family, say=print):
     min_seconds = float((meta.get("options") or {}).get("min_seconds") or MIN_SECONDS)
     data = (data_warnings(trials, summary, family.lengthen_flag, family.row_label, min_seconds,
                           family.too_short_advice)
-            + family.warnings(trials, summary))
+            + family.warnings(trials, summary)
+            + condition_warnings(trials))  # every family's trials read where they ran
     warnings = normalised(meta.get("warnings")) + data
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")

@@ -290,9 +290,11 @@ class _Lanes:
                                      labels, trial.point.image or None)
             except _Stopped:
                 return
-            except Exception as error:  # noqa: BLE001 (side by side: the host's trouble)
-                if self.alone is not None:
-                    raise  # the one host: the run fails, execute says why
+            except Interrupted:
+                raise  # Ctrl-C or SIGTERM: execute records the trial in flight as cut off
+            except Exception as error:  # noqa: BLE001 (the host's trouble, or this trial's)
+                if self.alone is not None and member.engine_gone():
+                    raise  # the one host's engine is gone: the run fails, execute says why
                 if self.stop.is_set():
                     return  # stopped under it by an interruption: the main thread records it
                 if member.engine_gone():
