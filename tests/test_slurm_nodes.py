@@ -243,3 +243,13 @@ def test_slurms_start_time_is_read_when_the_trial_said_nothing(monkeypatch):
     monkeypatch.setattr(slurm_step, "show", lambda kind, name=None, timeout=30: [
         {"JobState": "PENDING", "StartTime": "Unknown"}])
     assert backend._start_time("41") is None
+
+
+def test_the_report_shows_a_nodes_section_and_warns_only_for_a_host_of_several_nodes():
+    from lab.present import report
+    frame = trial_frames.trials_frame(_made_up())
+    (section,) = report.nodes_section(frame)
+    assert section.title == "Nodes" and any("node vm 6 trial(s)" in line
+                                            for line in section.blocks[0][1])
+    one = trial_frames.trials_frame([r for r in _made_up() if r["node"] == "vm"])
+    assert report.nodes_section(one) == []

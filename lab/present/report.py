@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from lab.analysis import stats
 from lab.analysis.trials import load_trials, measured
 from lab.analysis.conditions import condition_warnings
+from lab.analysis.nodes import node_lines, node_warning
 from lab.analysis.warnings import MIN_SECONDS, data_warnings, grouped_points, normalised
 from lab.present.tables import Table
 
@@ -123,6 +124,17 @@ def host_words(facts):
     return kind + (f" (virtualised: {virtual})" if virtual and virtual != "none" else "")
 
 
+def nodes_section(trials):
+    """Where a host is several nodes (a Slurm partition): trials per node and how far a point's
+    medians on its nodes lie apart; nothing for a host of one machine."""
+    lines = node_lines(trials)
+    if not lines:
+        return []
+    return [Section("Nodes", "nodes").add(
+        "notes", lines, "A point's trials ran on several nodes of its host; its statistics and "
+        "speedups are over all of them (never one node against another):")]
+
+
 def hosts_section(meta):
     """The facts of every host of a run on several (--hosts), one row each, from that host."""
     headers = ["host", "machine", "CPU model", "CPUs (usable)", "cores, SMT", "kernel, cgroup",
@@ -196,12 +208,14 @@ def build(folder, family, say=print):
     data = (data_warnings(trials, summary, family.lengthen_flag, family.row_label, min_seconds,
                           family.too_short_advice)
             + family.warnings(trials, summary)
-            + condition_warnings(trials))  # every family's trials read where they ran
+            + condition_warnings(trials)  # every family's trials read where they ran
+            + [w for w in [node_warning(trials)] if w])  # a host of several nodes (a cluster)
     warnings = normalised(meta.get("warnings")) + data
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")
     say_warnings(warnings, say)
-    sections = ([hosts_section(meta)] if meta.get("hosts") else []) + [section]
+    sections = ([hosts_section(meta)] if meta.get("hosts") else []) + nodes_section(trials) + [
+        section]
     report = Report(f"Run {folder.run_id}", summary_line(meta, trials, failed, folder),
                     facts(meta, trials, failed, folder, family.facts(meta)), sections, warnings)
     write_markdown(folder.path, report)
