@@ -28,6 +28,7 @@ SHARED_HELP = {
     "partition": "slurm: the partition trials run in (default: the cluster's default partition)",
     "python": "slurm: the Python on the nodes that runs the trials (default python3)",
     "per_node": "slurm: trials that may share a node at once (default 1: no neighbours)",
+    "max_nodes": "slurm: nodes the run holds at once (default auto: the partition's idle nodes)",
     "hosts": "where trials run, side by side: local, ssh://user@host[:port], Docker context "
              "names, comma-separated, or @FILE (one a line); default local",
     "base_image": "base(s) of the trial image, comma-separated (points run on each); "
@@ -88,7 +89,7 @@ def _families_help(name):
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
           placement=None, start_method=None, backend=None, base_image=None, image=None,
           seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None, plan=None,
-          hosts=None, partition=None, python=None, per_node=None):
+          hosts=None, partition=None, python=None, per_node=None, max_nodes=None):
     """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
     _family(c, "scale", locals().copy())
 
@@ -98,7 +99,7 @@ def ipc(c, cpus=None, channels=None, messages=None, round_trips=None, sizes=None
         ends=None, end_placement=None, patterns=None, timing=None, bytes_per_trial=None,
         repeat=None, placement=None, start_method=None, backend=None, base_image=None,
         image=None, seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None,
-        plan=None, hosts=None, partition=None, python=None, per_node=None):
+        plan=None, hosts=None, partition=None, python=None, per_node=None, max_nodes=None):
     """Pipe vs Queue vs JoinableQueue and the channels beyond them, per CPU count and placement."""
     _family(c, "ipc", locals().copy())
 
@@ -108,7 +109,7 @@ def lessons(c, lessons=None, start_methods=None, runners=None, task_sizes=None, 
             states=None, primitives=None, cases=None, size=None, cpus=None, repeat=None,
             placement=None, start_method=None, backend=None, base_image=None, image=None,
             seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None, plan=None,
-            hosts=None, partition=None, python=None, per_node=None):
+            hosts=None, partition=None, python=None, per_node=None, max_nodes=None):
     """The rest of the tutorial: process start, pools, shared state, locks, lifecycle, the GIL.
 
     Every claim of the tutorial held or not, per Python."""

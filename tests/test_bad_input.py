@@ -22,7 +22,7 @@ CASES = [
     (["scale"], {"INVOKE_SCALE_TARGET_SECONDS": "abc"}, "scale.target_seconds 'abc'"),
     (["scale"], {"INVOKE_LAB_REPEAT": "many"}, "--repeat 'many': not allowed"),
     (["scale", "--repeat", "99999999", "--dry-run", "--backend", "local"], {},
-     "= 500,000,000 trials, over the 200,000 a run may hold"),
+     "= 700,000,000 trials, over the 200,000 a run may hold"),
     (["ipc", "--channels", "carrier_pigeon"], {}, "--channels 'carrier_pigeon': unknown"),
     (["ipc", "--channels", "test_drop_one"], {}, "--channels 'test_drop_one': unknown"),
     (["ipc", "--sizes", "-1"], {}, "--sizes '-1': not a size"),

@@ -253,3 +253,25 @@ def test_the_report_shows_a_nodes_section_and_warns_only_for_a_host_of_several_n
                                             for line in section.blocks[0][1])
     one = trial_frames.trials_frame([r for r in _made_up() if r["node"] == "vm"])
     assert report.nodes_section(one) == []
+
+
+def test_max_nodes_is_a_flag_refused_in_one_line_and_said_in_the_plan():
+    """--max-nodes 0 is refused before anything runs; --max-nodes 1 is what the dry run's
+    backend line says the run would hold."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    invoke = str(Path(sys.executable).with_name("invoke"))
+    bad = subprocess.run([invoke, "scale", "--backend", "slurm", "--max-nodes", "0",
+                          "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: --max-nodes '0': not allowed; allowed: auto (the partition's idle nodes) or a "
+        "whole number of at least 1"]
+    if shutil.which("sinfo") is None:
+        pytest.skip("needs the Slurm test bed for the plan's backend line")
+    done = subprocess.run([invoke, "scale", "--backend", "slurm", "--partition", "pair",
+                           "--max-nodes", "1", "--dry-run"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "at most 1 node(s) held at once (--max-nodes 1)" in done.stdout

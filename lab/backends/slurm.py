@@ -95,8 +95,9 @@ class SlurmBackend(SlurmSteps, Backend):
         self.node_facts = {}                # what the prepare step saw on a node
         self.user = pwd.getpwuid(os.getuid()).pw_name  # whose jobs scancel/squeue may touch
         self.token = secrets.token_hex(4)   # names this invocation's jobs before a run id exists
-        self.max_nodes, self.max_nodes_from = max_nodes_of(max_nodes if max_nodes is not None
-                                                           else settings.get("max_nodes"), nodes)
+        self.max_nodes, self.max_nodes_from = max_nodes_of(
+            max_nodes if max_nodes is not None else settings.get("max_nodes"), nodes,
+            "--max-nodes" if max_nodes is not None else "lab.slurm.max_nodes")
         idle = idle_nodes(nodes)
         self.held = sorted([*idle, *(n for n in sorted(nodes) if n not in idle)][:self.max_nodes])
         # shared by every lane's view (copy.copy keeps these objects)
@@ -262,8 +263,8 @@ class SlurmBackend(SlurmSteps, Backend):
                    f"(caches, memory bandwidth, turbo), each trial dealt a node so that every "
                    f"point's trials spread over the nodes")
         packing += (f"; at most {self.max_nodes} node(s) held at once ({self.max_nodes_from}); "
-                    f"one host {self.partition}@{self.cluster or '?'}, each trial's node "
-                    f"recorded beside it")
+                    f"one host {self.partition}@{self.cluster or self._cluster() or '?'}, each "
+                    f"trial's node recorded beside it")
         return (f"slurm ({self.version or 'Slurm'}), partition {self.partition} "
                 f"({len(self.nodes)} node(s): {', '.join(sorted(self.nodes))}); each trial one "
                 f"job step of exactly its cores (srun -n1 -c N --cpu-bind=cores --exact), pinned by "

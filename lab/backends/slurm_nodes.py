@@ -16,7 +16,7 @@ def idle_nodes(nodes):
                   if str(fields.get("State", "")).split("+")[0].rstrip("*~#!%$@^-") == "IDLE")
 
 
-def max_nodes_of(setting, nodes):
+def max_nodes_of(setting, nodes, name="lab.slurm.max_nodes"):
     """(how many nodes the run holds at once, where that number comes from), or ValueError
     with the allowed values."""
     if setting in (None, "", "auto"):
@@ -27,9 +27,9 @@ def max_nodes_of(setting, nodes):
         count = int(str(setting).strip())
         assert count >= 1
     except (ValueError, AssertionError):
-        raise ValueError(f"lab.slurm.max_nodes {setting!r}: not allowed; allowed: auto (the "
+        raise ValueError(f"{name} {setting!r}: not allowed; allowed: auto (the "
                          f"partition's idle nodes) or a whole number of at least 1") from None
-    return min(count, len(nodes)), f"lab.slurm.max_nodes {count}"
+    return min(count, len(nodes)), f"{name} {count}"
 
 
 class NodeDealer:

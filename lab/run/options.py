@@ -23,11 +23,12 @@ START_METHODS = ("fork", "spawn", "forkserver", "default")
 # Flags every task takes (their help is tasks.SHARED_HELP); --quota only where a family has quota
 # points. `plan`, `resume`, `dry_run` and `results_dir` say what to do, not what to measure.
 SHARED_FLAGS = ("cpus", "quota", "placement", "repeat", "start_method", "backend", "base_image",
-                "image", "seed", "hosts", "min_seconds", "partition", "python", "per_node")
+                "image", "seed", "hosts", "min_seconds", "partition", "python", "per_node",
+                "max_nodes")
 # Shared flags that configure the backend, not the plan (a cluster's partition, the nodes'
 # Python, trials per node): a backend that takes none ignores them; --resume keeps the run's
 # values unless given again, and they never make a plan differ.
-BACKEND_FLAGS = ("partition", "python", "per_node")
+BACKEND_FLAGS = ("partition", "python", "per_node", "max_nodes")
 
 
 def trial_start_method(method):
@@ -301,6 +302,7 @@ class SharedOptions:
     partition: str = ""          # --partition: a cluster's partition ("" its default)
     python: str = "python3"      # --python: the interpreter trials run with on a cluster's nodes
     per_node: int = 1            # --per-node: trials that may share a node at once
+    max_nodes: int | None = None  # --max-nodes: nodes held at once (None: the idle ones)
 
     def as_dict(self):
         return asdict(self)
@@ -337,6 +339,10 @@ def parse_shared(flags, defaults):
         python=interpreter(values.get("python")),
         per_node=positive_int("--per-node", 1 if values.get("per_node") in (None, "")
                               else values["per_node"]),
+        max_nodes=(None if str(values.get("max_nodes") or "auto").strip() == "auto" else
+                   positive_int("--max-nodes", values["max_nodes"],
+                                "auto (the partition's idle nodes) or a whole number of at "
+                                "least 1")),
         min_seconds=seconds("--min-seconds", values.get("min_seconds") or 0.2, low=0.001, high=600),
     )
     options.flags["hosts"] = ",".join(options.hosts)  # a hosts file's hosts, not its name

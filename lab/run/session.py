@@ -88,8 +88,12 @@ def check_quota(shared, backend, family):
         raise BadInput("--quota needs the docker backend, and no Docker engine answers")
 
 
-def dry_run(plan, estimate, label, say=print):
-    """Print the plan and its estimated duration; run nothing, write nothing."""
+def dry_run(plan, estimate, label, say=print, backend=None):
+    """Print the plan and its estimated duration (and the backend's own line, e.g. the nodes a
+    cluster run would hold at once); run nothing, write nothing."""
+    line = (backend.describe() or {}).get("summary") if backend is not None else None
+    if line:
+        say(f"backend: {line}")
     per_host = {}
     for trial in plan.trials:  # hosts run side by side: the longest host's share is the wait
         per_host[trial.point.host] = per_host.get(trial.point.host, 0) + estimate(trial.point)
@@ -132,7 +136,7 @@ def new_run(family, shared, options, values, config, say=print):
     plan = Plan(points, shared.repeat, shared.seed)
     if shared.dry_run:
         say_left_out(notes, say)
-        dry_run(plan, estimator(family, backend, nominal), family.point_label, say)
+        dry_run(plan, estimator(family, backend, nominal), family.point_label, say, backend)
         return 0
     images = backend.prepare_images(shared.base_images, shared.image, say)
     cpus = backend.cpus()  # a remote host's own topology, read there once its image is in
@@ -382,7 +386,7 @@ def rerun_plan(family, shared, given_own, config, say=print):
     prepared = {}  # nothing measured beforehand: the points carry their work
     estimate = estimator(family, backend, prepared)
     if shared.dry_run:
-        dry_run(plan, estimate, family.point_label, say)
+        dry_run(plan, estimate, family.point_label, say, backend)
         return 0
     bases = list(dict.fromkeys(p.image for p in plan.points))
     backend.prepare_images(bases, shared.image, say)
