@@ -148,12 +148,17 @@ def info(c):
                            "<results-dir>/compare-<a>-vs-<b>/",
             "host_a": "only this host's trials of run A (a run on several hosts, --hosts)",
             "host_b": "only this host's trials of run B; e.g. two hosts of one run: "
-                      "invoke compare RUN RUN --host-a local --host-b ssh://me@vm"})
-def compare(c, run_a, run_b, results_dir=None, host_a=None, host_b=None):
+                      "invoke compare RUN RUN --host-a local --host-b ssh://me@vm",
+            "node_a": "only this node's trials of run A (a Slurm run over several nodes)",
+            "node_b": "only this node's trials of run B; e.g. two nodes of one run: "
+                      "invoke compare RUN RUN --node-a vm --node-b node2"})
+def compare(c, run_a, run_b, results_dir=None, host_a=None, host_b=None, node_a=None,
+            node_b=None):
     """Compare two runs point by point: medians, ratio B/A with its interval, Mann-Whitney U."""
     from lab import commands
     _run(lambda: commands.compare(results_dir or c.config.lab.results_dir, run_a, run_b,
-                                  host_a=host_a, host_b=host_b) and 0)
+                                  host_a=host_a, host_b=host_b, node_a=node_a,
+                                  node_b=node_b) and 0)
 
 
 if __name__ == "__main__":

@@ -86,12 +86,15 @@ def report(results_dir, run, say=print):
     return present.build(folder, family, say=say)
 
 
-def compare(results_dir, run_a, run_b, say=print, host_a=None, host_b=None):
-    """`invoke compare A B [--host-a H] [--host-b H]`: point by point, into
-    <results_dir>/compare-<a>-vs-<b>/; a host flag keeps only that host's trials of its run."""
+def compare(results_dir, run_a, run_b, say=print, host_a=None, host_b=None, node_a=None,
+            node_b=None):
+    """`invoke compare A B [--host-a H] [--host-b H] [--node-a N] [--node-b N]`: point by
+    point, into <results_dir>/compare-<a>-vs-<b>/; a host or node flag keeps only that host's
+    or node's trials of its run."""
     from lab.present.compare import compare as present
     return present(resolve(results_dir, run_a), resolve(results_dir, run_b), results_dir,
-                   family_of, say=say, host_a=host_a or None, host_b=host_b or None)
+                   family_of, say=say, host_a=host_a or None, host_b=host_b or None,
+                   node_a=node_a or None, node_b=node_b or None)
 
 
 def build(base_image, rebuild=False, say=print):

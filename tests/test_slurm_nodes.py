@@ -275,3 +275,32 @@ def test_max_nodes_is_a_flag_refused_in_one_line_and_said_in_the_plan():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "at most 1 node(s) held at once (--max-nodes 1)" in done.stdout
+
+
+def test_compare_takes_two_nodes_of_one_run(tmp_path):
+    """`invoke compare RUN RUN --node-a vm --node-b node2`: node2 is 1.5x slower in the made-up
+    run, and the comparison says so point by point; an unknown node is refused in one line."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+    run = tmp_path / "20261206T000000Z-scale-nod2"
+    run.mkdir()
+    (run / "meta.json").write_text(json.dumps({"schema": 1, "run_id": run.name, "task": "scale",
+                                               "status": "complete"}))
+    (run / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _made_up()))
+    invoke = str(Path(sys.executable).with_name("invoke"))
+    done = subprocess.run([invoke, "compare", str(run), str(run), "--node-a", "vm", "--node-b",
+                           "node2", "--results-dir", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / f"compare-{run.name}-vm-vs-{run.name}-node2"
+    rows = list(csv.DictReader(open(out / "compare.csv")))
+    assert {r["cpus"] for r in rows} == {"1", "2"}
+    assert all(float(r["ratio_b_over_a"]) == pytest.approx(1.5, rel=0.01) for r in rows)
+    assert "A: node vm" in done.stdout and "B: node node2" in done.stdout
+    bad = subprocess.run([invoke, "compare", str(run), str(run), "--node-a", "nope",
+                          "--results-dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"error: run {run.name} has no trials on node 'nope'; its nodes: node2, vm"]

@@ -38,13 +38,20 @@ class Run:
     """One side of the comparison: its folder (a run.folder.RunFolder), meta.json, trials,
     point stats and family (`family_of(meta, trials)` finds it)."""
 
-    def __init__(self, folder, family_of, say=print, host=None):
+    def __init__(self, folder, family_of, say=print, host=None, node=None):
         self.folder = folder
         self.meta = self.folder.read_meta() if self.folder.meta_path.exists() else {}
         self.trials = load_trials(self.folder, warn=say)
-        self.host = host
+        self.host, self.node = host, node
         if self.trials.empty:
             raise records.RecordsError(f"run {self.folder.run_id} has no trials to compare")
+        if node is not None:  # one node of a host of several (a Slurm partition)
+            known = sorted(str(n) for n in self.trials.get("node", pd.Series(dtype=object))
+                           .dropna().unique())
+            if node not in known:
+                raise records.RecordsError(f"run {self.folder.run_id} has no trials on node "
+                                           f"{node!r}; its nodes: {', '.join(known) or 'none'}")
+            self.trials = self.trials[self.trials["node"] == node].reset_index(drop=True)
         if host is not None:  # one host of a run on several (--hosts)
             known = sorted(str(h) for h in self.trials["host"].dropna().unique())
             if host not in known:
@@ -66,8 +73,9 @@ class Run:
 
     @property
     def name(self):
-        """The run id, and the host when one host of the run is compared."""
-        return self.run_id + (f" (host {self.host})" if self.host else "")
+        """The run id, and the host or node when one host or node of the run is compared."""
+        return (self.run_id + (f" (host {self.host})" if self.host else "")
+                + (f" (node {self.node})" if self.node else ""))
 
     @property
     def several_hosts(self):
@@ -116,6 +124,7 @@ def differences(a, b):
         return {
             "Python": ", ".join(run.pythons),
             "host": host.get("hostname"),
+            **({"node": run.node or "all"} if a.node or b.node else {}),  # --node-a/--node-b
             "CPU": f"{host.get('cpu_model')} x{host.get('usable_cpus')}",
             "kernel": host.get("kernel"),
             "cgroup": f"v{host.get('cgroup_version')}",
@@ -135,7 +144,8 @@ def differences(a, b):
 
 def labels(a, b, differ):
     """Short names for the two runs, by what differs (Python, host, image first)."""
-    shown = [d for d in differ if d[0] in ("Python", "host", "CPU", "image", "kernel", "backend")]
+    shown = [d for d in differ if d[0] in ("Python", "host", "node", "CPU", "image", "kernel",
+                                           "backend")]
     shown = shown[:2] or differ[:1]
     if not shown:
         return f"A ({a.run_id})", f"B ({b.run_id})"
@@ -243,18 +253,22 @@ def display(table):
 
 def folder_for(results_dir, a, b):
     def side(run):
-        host = re.sub(r"[^A-Za-z0-9.-]+", "_", run.host).strip("_") if run.host else ""
-        return run.run_id + (f"-{host}" if host else "")
+        where = "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", part).strip("_")
+                         for part in (run.host, run.node) if part)
+        return run.run_id + (f"-{where}" if where else "")
     path = Path(results_dir) / f"compare-{side(a)}-vs-{side(b)}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def compare(folder_a, folder_b, out_dir, family_of, say=print, host_a=None, host_b=None):
+def compare(folder_a, folder_b, out_dir, family_of, say=print, host_a=None, host_b=None,
+            node_a=None, node_b=None):
     """Compare two run folders into out_dir/compare-<a>-vs-<b>/; returns that folder's path.
     Refuses (records.RecordsError) a run that has no trials. `host_a`, `host_b`: compare only
-    that host's trials of a run on several (two hosts of one run, or one host with a run)."""
-    a, b = Run(folder_a, family_of, say, host_a), Run(folder_b, family_of, say, host_b)
+    that host's trials of a run on several (two hosts of one run, or one host with a run);
+    `node_a`, `node_b` likewise for the nodes of a cluster's host (two nodes of one run)."""
+    a = Run(folder_a, family_of, say, host_a, node_a)
+    b = Run(folder_b, family_of, say, host_b, node_b)
     differ, same = differences(a, b)
     label_a, label_b = labels(a, b, differ)
     table = compare_points(a, b)
