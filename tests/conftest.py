@@ -29,14 +29,16 @@ def engine():
         pytest.skip(f"needs a Docker engine: {why}")
 
 
-@pytest.fixture(scope="session")
+# Module scope: an earlier module may rebuild the image the README's way (`invoke build
+# --rebuild` gives the tag a new image id), so each module asks for the image again.
+@pytest.fixture(scope="module")
 def trial_image(engine):
     """The offline base (debootstrap) and the trial image, as `invoke build` makes them."""
     from lab.backends.image import ensure_image
     return ensure_image(engine, BASE_IMAGE, say=lambda *_: None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bookworm_image(engine):
     """A Python 3.11 trial image on Debian bookworm (built offline), for what 3.13 changed."""
     from lab.backends.image import ensure_image
