@@ -57,21 +57,9 @@ class EarlyEvent:
         return True
 
 
-class LooseCondition:
-    """test_condition_does_not_lock: a Condition that neither locks nor is notified (its wait()
-    returns after a moment, as a spurious wake-up may)."""
-
-    def acquire(self, *_args, **_kwargs):
-        return True
-
-    def release(self):
-        pass
-
-    def __enter__(self):
-        return True
-
-    def __exit__(self, *_exc):
-        return False
+class LooseCondition(NoopLock):
+    """test_condition_does_not_lock: a Condition that neither locks (NoopLock's acquire and
+    release) nor is notified (its wait() returns after a moment, as a spurious wake-up may)."""
 
     def wait(self, timeout=None):
         time.sleep(0)
