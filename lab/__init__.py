@@ -16,3 +16,19 @@ Where things are (data flows down this list):
   present/      charts, report.md / report.html, compare
   commands.py   what tasks.py calls
 """
+
+# The Python API (lab.scale(...), lab.load(...), ...) lives host-side in lab/api.py and loads on
+# first use (PEP 562), so `import lab` stays standard-library only here and in the trial image.
+API = ("scale", "ipc", "lessons", "load", "report", "compare", "build", "info", "config",
+       "Run", "Comparison", "LabError")
+
+
+def __getattr__(name):
+    if name in API:
+        from lab import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'lab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *API])

@@ -95,8 +95,28 @@ def test_the_generic_machinery_never_names_a_family_or_branches_on_a_backend():
 
 
 def test_lab_init_is_free_of_host_dependencies():
+    """Nothing imported when `import lab` runs (the trial image has the standard library only);
+    the Python API (lab.api) is imported inside the module's __getattr__, on first use."""
     tree = ast.parse((LAB / "__init__.py").read_text())
-    assert not [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert not [node for node in tree.body if node in imports]
+    lazy = [node for node in tree.body if isinstance(node, ast.FunctionDef)
+            and node.name == "__getattr__"]
+    assert [(node.module, [a.name for a in node.names]) for node in imports] == [("lab", ["api"])]
+    assert lazy and all(node in list(ast.walk(lazy[0])) for node in imports)
+
+
+def test_import_lab_loads_nothing_host_side():
+    """`import lab` (as the trial does) loads no host-side dependency; lab.scale loads the API."""
+    import subprocess
+    import sys
+    code = ("import sys, lab; assert 'lab.api' not in sys.modules; "
+            "print(sorted(m for m in ('pandas', 'invoke', 'pydantic', 'docker', 'matplotlib') "
+            "if m in sys.modules)); lab.scale; assert 'lab.api' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=LAB.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_image_digest_covers_only_what_runs_in_the_trial(tmp_path):

@@ -19,8 +19,7 @@ import docker
 
 from lab.backends import aptsources
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
+from lab.package_files import DOCKERFILE, PROJECT_ROOT
 IMAGE_REPOSITORY = "multicore-lab"
 OFFLINE_BASE_REPOSITORY = "multicore-lab-base"  # multicore-lab-base:<suite> is built offline
 

@@ -12,7 +12,7 @@ import time
 
 from lab.backends import Backend, BackendUnavailable, ImageMismatch, outcome_from
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lab.package_files import PROJECT_ROOT
 
 
 class LocalBackend(Backend):

@@ -62,7 +62,7 @@ from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX, PARTITION_NAME,
 from lab.backends.slurm_nodes import NodeDealer, idle_nodes, max_nodes_of
 from lab.backends.slurm_step import SlurmSteps
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+from lab.package_files import PROJECT_ROOT
 PREPARE_JOB = JOB_PREFIX + "prepare"      # + "-<token>": this invocation's own
 IMAGE_NAME = "slurm"               # what points name as their image on this backend
 PENDING_LIMIT_S = 1800             # lab.slurm.pending_limit_s: a trial's job waits this long

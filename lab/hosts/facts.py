@@ -11,7 +11,7 @@ from lab.experiments import conditions
 from lab.hosts import topology
 from lab.version import __version__
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+from lab.package_files import PROJECT_ROOT
 
 
 def cgroup_version(mounts="/proc/self/mounts"):
