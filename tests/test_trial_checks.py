@@ -17,6 +17,7 @@ import pytest
 
 from lab import sysinfo
 from lab.experiments import SpecError, TrialCheckFailed, ipc, ipc_ends, scaling
+from lab.experiments import scaling_clock, scaling_processes, scaling_task
 from lab.experiments.__main__ import run as run_container_trial
 from lab.experiments.ipc_channels import TEST_DOUBLES as IPC_TEST_DOUBLES
 from lab.experiments.ipc_channels import Channel
@@ -61,7 +62,7 @@ def test_exact_sum_is_what_adding_one_by_one_gives(unit):
 
 def test_the_work_sums_to_exact_sum_of_its_iterations():
     for iterations in (0, 1, 7, 123_457):
-        assert scaling.spin(iterations)["sum"] == scaling.exact_sum(iterations)
+        assert scaling.spin(iterations)["result"] == scaling.exact_sum(iterations)
 
 
 @pytest.mark.parametrize("variant", ["serial", "strong", "weak", "process", "seed"])
@@ -76,7 +77,7 @@ def test_every_variant_passes_its_exact_per_chunk_check(variant):
 
 def test_a_worker_that_skips_one_iteration_fails_its_trial():
     work = 2_000_000  # one iteration of 10^6 per chunk: below the old check's 1e-6
-    skipped = scaling._spin_skipping_one(work // 2)["sum"] + scaling.spin(work // 2)["sum"]
+    skipped = scaling_task.sum_skipping_one(work // 2) + scaling_task.tutorial_sum(work // 2)
     assert old_float_check_passes(skipped, work)  # the old check would have let it through
     with pytest.raises(TrialCheckFailed, match="chunk 0 .* 999999 iterations ran, not 1000000"):
         scaling_trial("test_skip_one", work=work)
@@ -86,7 +87,7 @@ def test_a_worker_that_skips_one_iteration_fails_its_trial():
 def test_each_chunk_is_checked_alone_so_a_loss_cannot_hide_behind_an_excess():
     def chunk(iterations):
         total = scaling.exact_sum(iterations)
-        return {"sum": total, "checksum": scaling.float_bits(total), "pid": 1}
+        return {"result": total, "pid": 1}
     scaling.check_chunks([chunk(1000), chunk(1000)], [1000, 1000])
     with pytest.raises(TrialCheckFailed, match="chunk 0"):  # the same total, split wrongly
         scaling.check_chunks([chunk(999), chunk(1001)], [1000, 1000])
@@ -127,7 +128,7 @@ def test_the_process_section_covers_the_workers_whole_work_even_when_the_parent_
 
 def test_the_section_is_the_earliest_start_to_the_latest_end():
     chunks = [{"t_start": 10.0, "t_end": 12.5}, {"t_start": 10.25, "t_end": 13.0}]
-    section = scaling.StampedSection(sysinfo.trial_counters(), chunks)
+    section = scaling_clock.StampedSection(sysinfo.trial_counters(), chunks)
     assert section.start == 10.0 and section.seconds == 3.0
 
 
@@ -153,9 +154,11 @@ def test_no_pool_worker_can_take_two_warm_up_tasks():
     """Three warm-up tasks on a pool of three where one task is instant: without the barrier
     the first worker to finish would often take another; with it, three distinct pids."""
     context = multiprocessing.get_context("fork")
-    with context.Pool(3, initializer=scaling._pool_worker_init,
+    with context.Pool(3, initializer=scaling_processes._pool_worker_init,
                       initargs=(context.Barrier(3),)) as pool:
-        pids = pool.map(scaling._warm_task, [0, 200_000, 200_000], chunksize=1)
+        pids = pool.map(scaling_processes._warm_task,
+                        [(scaling_task.tutorial_sum, n) for n in (0, 200_000, 200_000)],
+                        chunksize=1)
     assert len(set(pids)) == 3
 
 

@@ -8,7 +8,10 @@ Spec keys: experiment, variant, params {..}, workers, start_method, expect_affin
 ids the trial must be pinned to, or null). Where the scheduler picks the CPUs (a Slurm step):
 expect_cpu_count (how many CPUs the affinity must hold) and expect_cgroup_cpuset (true: the
 affinity must be the cpuset of the trial's own cgroup, bar SMT siblings of its CPUs); such a
-trial also records its job, step and node (`slurm`) when it runs under Slurm.
+trial also records its job, step and node (`slurm`) when it runs under Slurm. Every measured
+record's `check` says whether the GIL was enabled and the build free-threaded (`gil_enabled`,
+`free_threaded`: read in the trial's process, or in its workers where the experiment reports
+theirs).
 
 Besides the experiment's own result, every record carries what the trial saw (`seen`) and the
 counters read around its timed section (where the experiment reads them there) or around the
@@ -19,13 +22,12 @@ trial's).
 
 import json
 import os
-import platform
 import sys
 import time
 import traceback
 
 from lab import sysinfo
-from lab.experiments import SpecError, TrialCheckFailed, conditions, load
+from lab.experiments import SpecError, TrialCheckFailed, conditions, gil, load
 
 
 def _affinity_error(expected):
@@ -92,7 +94,7 @@ def run(spec):
     result = {
         "ok": False,
         "error": None,
-        "python": platform.python_version(),
+        "python": gil.python_label(),  # 3.14.0t on a free-threaded build
         "started_at": time.time(),
         "seen": sysinfo.seen(),
         "steal_seconds": None,
@@ -123,6 +125,9 @@ def run(spec):
     if spec.get("variant") != "calibrate":  # a calibration is no trial of the run's
         conditions.keep(outcome, around)
     result.update(outcome)
+    # Read in this process, unless the experiment reported its workers' own (scaling does)
+    result.setdefault("check", {}).setdefault("gil_enabled", gil.gil_enabled())
+    result["check"].setdefault("free_threaded", gil.free_threaded())
     result["throttled_seconds"] = delta.get("throttled_seconds")
     result["nr_throttled"] = delta.get("nr_throttled")
     result["cgroup_cpu_seconds"] = delta.get("usage_seconds")
