@@ -59,7 +59,7 @@ class RunWatcher:
         for line in text.splitlines():
             match = RUN_LINE.match(line.strip())
             if match and self.path is None:
-                self.path = Path(match["path"])
+                self.path = Path(match["path"]).resolve()  # the caller's cwd, now
 
     def folder(self):
         """The run's folder, or None (a dry run, or nothing was written)."""

@@ -1,0 +1,92 @@
+"""The lab from Python (`import lab; lab.scale(...)`) and `--format json`: the same flags, checks,
+one-line refusals and run folders as the command line, through real containers."""
+
+import json
+
+import pandas
+import pytest
+
+import lab
+from conftest import invoke
+
+pytestmark = pytest.mark.engine
+
+TINY = dict(cpus=[1], variants="serial", work=100000, repeat=1)
+TINY_FLAGS = ["--cpus", "1", "--variants", "serial", "--work", "100000", "--repeat", "1"]
+
+
+def test_bad_input_raises_the_command_lines_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(lab.LabError) as refused:
+        lab.scale(cpus="two", repeat=1)
+    said = invoke("scale", "--cpus", "two", "--repeat", "1", "--results-dir", str(tmp_path))
+    assert said.returncode == refused.value.exit_status == 2
+    assert str(refused.value) == said.stderr.strip()
+    assert refused.value._render_traceback_() == [f"LabError: {refused.value}"]
+    with pytest.raises(lab.LabError, match=r"lab.ipc\(\) has no flag cpu; its flags: cpus,"):
+        lab.ipc(cpu=[1, 2])
+    with pytest.raises(lab.LabError, match="no run at 'nothing-here'"):
+        lab.load("nothing-here")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_family_forwards_the_tasks_own_flags(tmp_path):
+    """Keywords are the task's flags: a dry run of each family goes through the same parsing."""
+    assert lab.ipc(cpus=[1], channels="pipe", dry_run=True, results_dir=tmp_path) is None
+    assert lab.lessons(lessons="start_cost", cpus=1, dry_run=True, results_dir=tmp_path) is None
+    assert "target_seconds" not in lab.api.task_flags("scale")  # a setting, not a flag
+    assert set(lab.api.task_flags("scale")) >= {"cpus", "variants", "work", "resume", "plan"}
+    assert not (tmp_path / "results").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_run_from_python_is_a_run_folder_with_dataframes_charts_and_a_report(
+        tmp_path, monkeypatch, trial_image):
+    monkeypatch.chdir(tmp_path)  # results/ is the caller's, as for the command line
+    run = lab.scale(**{**TINY, "variants": ["serial", "strong"]})
+    assert run.path.parent == (tmp_path / "results").resolve()
+    assert run.exit_status == 0 and run.status == "complete" and run.task == "scale"
+    assert isinstance(run.summary, pandas.DataFrame) and isinstance(run.trials, pandas.DataFrame)
+    assert sorted(run.summary["variant"]) == ["serial", "strong"]
+    assert len(run.trials) == 2 * 2  # a warm-up and one measured round per point
+    assert run.charts and all(chart._repr_png_().startswith(b"\x89PNG")
+                              for chart in run.charts.values())
+    figure = next(iter(run.charts.values())).figure()
+    assert figure.get_axes()
+    page = run._repr_html_()
+    assert f"Run {run.run_id}" in page and "<body" not in page and "data:image/png" in page
+
+    again = lab.load(run.run_id)
+    assert again.path == run.path and again.summary.equals(run.summary)
+    assert lab.load("latest").path == run.path
+
+    resumed = lab.scale(resume=run.run_id)  # nothing missing: nothing runs, same folder
+    assert resumed.path == run.path and len(resumed.trials) == len(run.trials)
+
+    compared = lab.compare(run, run)
+    assert len(compared.points) == 2 and "Comparison" in repr(compared)
+    assert "compare" in compared._repr_html_()
+
+
+def test_format_json_prints_the_summary_on_stdout(tmp_path, trial_image):
+    done = invoke("scale", *TINY_FLAGS, "--results-dir", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome = json.loads(done.stdout)  # stdout is the JSON alone
+    assert outcome["task"] == "scale" and outcome["status"] == "complete"
+    assert outcome["exit_status"] == 0
+    assert [row["variant"] for row in outcome["summary"]] == ["serial"]
+    assert outcome["summary"][0]["median_s"] > 0
+    assert f"run {outcome['run']}" in done.stderr  # the human output went to stderr
+
+    report = invoke("report", outcome["run"], "--results-dir", str(tmp_path), "--format", "json")
+    assert report.returncode == 0 and json.loads(report.stdout)["summary"] == outcome["summary"]
+    compared = invoke("compare", outcome["run"], outcome["run"], "--results-dir", str(tmp_path),
+                      "--format", "json")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert len(json.loads(compared.stdout)["points"]) == 1
+
+
+def test_a_bad_format_is_one_line(tmp_path):
+    done = invoke("scale", "--format", "xml", "--results-dir", str(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "error: --format 'xml' is not a format; use text or json"
+    assert list(tmp_path.iterdir()) == []
