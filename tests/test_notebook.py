@@ -1,0 +1,44 @@
+"""The example notebook (notebooks/own_code.ipynb, the tutorial of the Python API) executed
+headless as a user's Jupyter would run it (nbclient and an ipykernel), in a copy of its folder so
+its run lands in that copy's results/: every cell runs without an error, and its outputs are what
+the notebook promises (a DataFrame's table, a chart's image, the run's report, one-line errors)."""
+
+import shutil
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.engine
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+def outputs_of(cell):
+    return cell.get("outputs", [])
+
+
+def test_the_example_notebook_runs_and_shows_a_table_a_chart_and_the_report(tmp_path,
+                                                                            trial_image):
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns("results", ".*"))
+    notebook = nbformat.read(folder / "own_code.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}}).execute()
+
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    every = [output for cell in code for output in outputs_of(cell)]
+    assert not [o for o in every if o.output_type == "error"]
+    htmls = [o["data"]["text/html"] for o in every if "text/html" in o.get("data", {})]
+    assert any("<table" in page and "median_s" in page for page in htmls)  # run.summary
+    assert any("image/png" in o.get("data", {}) for o in every)           # run.charts[...]
+    [run_folder] = [path for path in (folder / "results").iterdir()       # ./results, the cwd's
+                    if (path / "meta.json").exists() and not path.is_symlink()]
+    assert any(f"Run {run_folder.name}" in page and "data:image/png" in page for page in htmls)
+    streams = "".join(o.get("text", "") for o in every if o.output_type == "stream")
+    assert "[1/" in streams and "round" in streams                         # progress, per trial
+    assert "error: --cpus 'two'" in streams                                # the one line
+    assert "Traceback" not in streams
+    assert (run_folder / "report.html").exists()
