@@ -250,6 +250,14 @@ STEPS = [
           "multicore-lab-base:bookworm,multicore-lab-base:trixie,multicore-lab-base:sid --repeat 3",),
          makes="lessons", charts=("lessons_start_cost",)),
     Step(("python -m benchmarks.overhead --trials 15",)),
+    # --- the Python API's and the installed command's sections ---------------------------------
+    Step(("invoke scale --cpus 1,2 --variants strong --format json > summary.json",),
+         makes="scale", charts=SCALE_CHARTS,
+         why="the JSON on stdout goes to summary.json; tests/test_api.py parses it"),
+    Step(("mkdir -p ~/lab-runs && cd ~/lab-runs && multicore-lab scale --cpus 1,2 --variants "
+          "strong",),
+         why="the clone's .venv holds the installed command (scripts/setup: pip install -e); "
+             "its run lands in ~/lab-runs/results, not the clone's"),
 
     # --- hosts over SSH: the README's VMs are test-bed stand-ins ------------------------------
     Step(("scripts/setup --engine --remote --slurm --docs && .venv/bin/python -m pytest -ra",),
