@@ -19,14 +19,22 @@ Variants (channels; `CHANNELS` in order, the tutorial's three first):
   manager_queue   Manager().Queue(): every put/get is a round trip to the manager process
   unix_socket     socket.socketpair(AF_UNIX, SOCK_STREAM) with 4-byte length-prefixed frames
   shm_ring        the lab's single-producer single-consumer ring over shared_memory (ipc_ring)
+  thread_queue    queue.Queue() between two threads of the trial's one process (bounded like
+                  queue); the ends' CPU is each thread's own (thread_time)
+  interpreter_queue   concurrent.interpreters.create_queue() between two interpreters of one
+                  process, each in its own thread (Python 3.14+; refused on older ones): what
+                  is shareable crosses as is, the rest pickled; unbounded, paced by credits like
+                  queue_unbounded; its blocking get() and put() poll every 10 ms (CPython's own
+                  queue), so a ping-pong round trip costs about that; 1:1 only
   os_pipe         raw os.write/os.read of fixed-size blocks through a 1 MiB pipe buffer: the
                   reference line (what the kernel's pipe gives without Python's framing)
 `CHANNELS` is the user-facing list; every channel's facts (kind, display name, send cost) are
 one entry of lab.experiments.ipc_catalog. Test doubles (in VARIANTS, never in CHANNELS; stream
 pattern only; `TEST_DOUBLES` maps each to the channel it imitates): `test_drop_one` (a pipe
 that silently loses one message), `test_corrupt_one` (pipe_bytes that flips one payload byte),
-`test_tear_one` (shm_ring that delivers one frame torn: its second half from the frame before)
-and `test_short_one` (a queue whose producer sends one item fewer than its share). Their trials
+`test_tear_one` (shm_ring that delivers one frame torn: its second half from the frame before),
+`test_short_one` (a queue whose producer sends one item fewer than its share), and
+`test_drop_thread`, `test_drop_interpreter` (thread_queue and interpreter_queue losing one). Their trials
 must fail with TrialCheckFailed.
 
 Params (`PARAMS` holds the defaults; None means the default):
@@ -78,11 +86,14 @@ lab.experiments.ipc_run, the outcomes lab.experiments.ipc_outcomes.
 import math
 import multiprocessing
 import os
+import platform
+import sys
 import time
 
 from lab.experiments import SpecError, split_evenly
 from lab.experiments.ipc_catalog import (BOUNDED_KINDS, BYTE_KINDS, CHANNELS,  # noqa: F401
-                                         REFERENCE_CHANNEL, TUTORIAL_CHANNELS)
+                                         REFERENCE_CHANNEL, TUTORIAL_CHANNELS, facts,
+                                         python_refusal)
 from lab.experiments import ipc_run
 from lab.experiments.ipc_channels import TEST_DOUBLES, base_kind  # noqa: F401
 from lab.experiments.ipc_outcomes import smt_siblings
@@ -104,7 +115,8 @@ def derive(variant, p, start_method="fork", time_limit_s=None):
     item = _item_bytes(base, p["size_bytes"])
     batch = p["batch"]
     cfg = dict(p)
-    cfg.update(variant=variant, channel=base, codec=codec, item_bytes=item)
+    cfg.update(variant=variant, channel=base, codec=codec, item_bytes=item,
+               ends=facts(base).ends)
     cfg["block_bytes"] = HEADER_BYTES + batch * item if base == "os_pipe" else 0
     cfg["pool_count"] = ipc_ends.pool_count(codec, batch, item)
     cfg["shares"] = split_evenly(p["messages"], p["producers"])
@@ -130,6 +142,9 @@ def run_trial(spec):
     variant = spec.get("variant")
     if variant not in VARIANTS:
         raise SpecError(f"unknown ipc channel {variant!r}; known: {', '.join(VARIANTS)}")
+    refused = python_refusal(base_kind(variant), sys.version_info[:2])
+    if refused:
+        raise SpecError(f"ipc channel {refused}; this is Python {platform.python_version()}")
     context = multiprocessing.get_context(spec.get("start_method") or None)
     method = context.get_start_method()
     cpus = sorted(os.sched_getaffinity(0))

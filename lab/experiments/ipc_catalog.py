@@ -26,6 +26,11 @@ class ChannelFacts:
     send_us: float = DEFAULT_SEND_US  # rough microseconds of one small send, one core each
     tutorial: bool = False    # one of the tutorial's three
     reference: bool = False   # a reference line, not a channel to choose
+    ends: str = "processes"   # where its ends run: "processes", "threads" of the trial's
+                              # process, or "interpreters" (each its own, in its own thread)
+    min_python: tuple = ()    # the oldest Python that has it, e.g. (3, 14); () = every one
+    wake_us: float | None = None  # a blocked receiver's wake-up, if not the kernel's (the
+                              # interpreters queue polls: its blocking get sleeps 10 ms a try)
 
     @property
     def base(self):
@@ -49,6 +54,10 @@ CATALOG = {f.name: f for f in (
     ChannelFacts("manager_queue", "Manager().Queue()", shared=True, bounded=True, send_us=55.0),
     ChannelFacts("unix_socket", "socketpair(AF_UNIX)", codec="bytes", duplex=True, send_us=3.0),
     ChannelFacts("shm_ring", "shared-memory ring", codec="bytes", send_us=2.0),
+    ChannelFacts("thread_queue", "queue.Queue()", shared=True, bounded=True,
+                 send_us=3.0, ends="threads"),
+    ChannelFacts("interpreter_queue", "interpreters.create_queue()", credits=True, send_us=3.0,
+                 ends="interpreters", min_python=(3, 14), wake_us=10_000.0),
     ChannelFacts("os_pipe", "os.pipe() (reference)", codec="bytes", send_us=2.0, reference=True),
 )}
 
@@ -67,6 +76,20 @@ BYTE_KINDS = _kinds(lambda f: f.codec == "bytes")
 QUEUE_KINDS = _kinds(lambda f: f.shared)
 DUPLEX_KINDS = _kinds(lambda f: f.duplex)
 BOUNDED_KINDS = _kinds(lambda f: f.bounded)
+
+
+def python_refusal(name, version):
+    """Why channel `name` cannot run on Python `version` ("3.13.5", or a tuple), e.g.
+    "interpreter_queue needs Python 3.14 or later (...)", or None (it can, or the version is
+    unknown)."""
+    need = facts(name).min_python
+    if not need or version is None:
+        return None
+    have = tuple(int(part) for part in str(version).split(".")[:2]
+                 if part.isdigit()) if isinstance(version, str) else tuple(version)[:2]
+    if have >= need:
+        return None
+    return f"{name} needs Python {'.'.join(map(str, need))} or later (concurrent.interpreters)"
 
 
 def facts(name):

@@ -27,7 +27,9 @@ from lab.experiments.ipc_catalog import (BYTE_KINDS, DUPLEX_KINDS, PICKLE_KINDS,
 # Deliberately broken channels for the checks' own tests: the channel they imitate. Their
 # trials must fail; ipc.CHANNELS (the user-facing list) never holds them.
 TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes",
-                "test_tear_one": "shm_ring", "test_short_one": "queue"}
+                "test_tear_one": "shm_ring", "test_short_one": "queue",
+                "test_drop_thread": "thread_queue", "test_drop_interpreter": "interpreter_queue"}
+DROPPING = ("test_drop_one", "test_drop_thread", "test_drop_interpreter")  # lose one message
 
 LENGTH = struct.Struct("<I")  # the unix socket's length prefix
 
@@ -49,7 +51,9 @@ class Channel:
         self.pipe_buffer_bytes = None
         self._sockets = ()
         self.credits = None  # (reader, writer) of the credit pipe of an unbounded queue
-        if facts(kind).credits:
+        if facts(kind).credits and facts(kind).ends != "processes":
+            self.credits = tuple(map(Fd, os.pipe()))  # one process: the fds cross as numbers
+        elif facts(kind).credits:
             self.credits = context.Pipe(duplex=False)  # the consumer's acknowledgements
         if base in ("pipe", "pipe_bytes"):
             self.a, self.b = context.Pipe(duplex=True)  # on Linux: a socketpair
@@ -70,6 +74,12 @@ class Channel:
         elif base == "manager_queue":
             self.manager = context.Manager()
             self.a = self.b = self.manager.Queue(queue_maxsize)
+        elif base == "thread_queue":
+            import queue
+            self.a = self.b = queue.Queue(queue_maxsize)  # both ends are threads of this process
+        elif base == "interpreter_queue":
+            from concurrent import interpreters  # Python 3.14+ (the trial refuses older ones)
+            self.a = self.b = interpreters.create_queue()  # unbounded: paced by credits
         elif base == "shm_ring":
             from lab.experiments.ipc_ring import Ring  # shared_memory only where it is used
             self.ring = Ring.create(ring_bytes)
@@ -121,6 +131,22 @@ class Channel:
             yield sock.close
         for end in self.credits or ():
             yield end.close
+
+
+class Fd:
+    """A file descriptor of this process that crosses into a thread or an interpreter as a
+    number: `fileno()` and `close()`, as a one-way Connection offers them."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _grow_pipe(fd, wanted):
@@ -194,7 +220,7 @@ class End:
         elif base == "pipe_bytes":
             send = tx.send_bytes if tx is not None else None
             recv = rx.recv_bytes if rx is not None else None
-        elif base in QUEUE_KINDS:
+        elif base in QUEUE_KINDS or base == "interpreter_queue":
             send = tx.put if tx is not None else None
             recv = rx.get if rx is not None else None
             if base == "joinable_queue":
@@ -231,7 +257,7 @@ class End:
                                                    cfg.get("deadline"))
             else:
                 recv = ipc_credits.crediting_receiver(recv, self.credits.fileno(), every)
-        if send is not None and self.kind == "test_drop_one":
+        if send is not None and self.kind in DROPPING:
             send = _dropping(send, cfg["broken_message"])
         if send is not None and self.kind == "test_corrupt_one":
             send = _corrupting(send, cfg["broken_message"])

@@ -75,7 +75,8 @@ def pong(port, cfg, timed_from):
     send, recv, task_done = port.send, port.recv, port.task_done
     mode = message_mode(cfg["codec"], cfg["batch"])
     expected = 0
-    cpu_start = time.process_time()
+    clock = cpu_clock(cfg)
+    cpu_start = clock()
     while True:
         message = recv()
         if task_done is not None:
@@ -86,7 +87,7 @@ def pong(port, cfg, timed_from):
         if g != expected:
             raise TrialCheckFailed(_gap_message(0, g, expected, 1))
         if expected == timed_from:
-            cpu_start = time.process_time()
+            cpu_start = clock()
         expected += 1
         send(message)
 
@@ -124,17 +125,18 @@ def _die_with_parent(parent_pid):
         os._exit(1)  # the parent died before prctl took effect (the trial may be pid 1: compare)
 
 
-def _child(role, cpu, barrier, results, body, cfg, *args):
-    """Common frame of every child: no orphans, pin, run `body`, report once, exit 1 on error."""
-    _die_with_parent(cfg.get("parent_pid"))
+def run_end(role, cpu, barrier, body, cfg, *args):
+    """Common frame of every end, wherever it runs (a process, a thread, an interpreter): pin
+    (a thread pins itself alone: Linux's affinity is per thread), run `body`; returns its report,
+    or on any failure a report saying what failed (the parent decides what it means)."""
     try:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         report = body(cfg, *args)
         report["role"] = role
         report["affinity"] = sorted(os.sched_getaffinity(0))
-        results.put(report)
-    except BaseException as error:  # report every failure, the parent decides what it means
+        return report
+    except BaseException as error:
         if barrier is not None:
             try:
                 barrier.abort()  # release the other ends instead of leaving them waiting
@@ -142,29 +144,37 @@ def _child(role, cpu, barrier, results, body, cfg, *args):
                 pass
         text = (f"{role}: {error}" if isinstance(error, TrialCheckFailed)
                 else f"{role}: {type(error).__name__}: {error}")
-        results.put({"role": role, "error": text,
-                     "check_failed": isinstance(error, TrialCheckFailed),
-                     "secondary": isinstance(error, threading.BrokenBarrierError)})
+        return {"role": role, "error": text,
+                "check_failed": isinstance(error, TrialCheckFailed),
+                "secondary": isinstance(error, threading.BrokenBarrierError)}
+
+
+def in_process_main(results, role, cpu, barrier, body, cfg, *args):
+    """An end in a thread or an interpreter of the trial's process: report once, nothing else
+    (no orphan guard: it dies with the process)."""
+    results.put(run_end(role, cpu, barrier, body, cfg, *args))
+
+
+def _child(role, cpu, barrier, results, body, cfg, *args):
+    """Common frame of every child process: no orphans, run the end, report once, exit 1 on
+    error."""
+    _die_with_parent(cfg.get("parent_pid"))
+    report = run_end(role, cpu, barrier, body, cfg, *args)
+    results.put(report)
+    if report.get("error"):
         results.close()
         results.join_thread()
         sys.exit(1)
 
 
-def producer_main(cfg, index, cpu, end, barrier, results, ends_counter):
-    _child(f"producer{index}", cpu, barrier, results, _producer, cfg, index, end, barrier)
+def cpu_clock(cfg):
+    """The CPU clock of one end: the process's, or the thread's where ends share a process."""
+    return time.thread_time if cfg.get("ends", "processes") != "processes" else time.process_time
 
 
-def consumer_main(cfg, index, cpu, end, barrier, results, ends_counter):
-    _child(f"consumer{index}", cpu, barrier, results, _consumer, cfg, index, end, barrier,
-           ends_counter)
-
-
-def pinger_main(cfg, cpu, end, barrier, results):
-    _child("producer0", cpu, barrier, results, _pinger, cfg, end, barrier)
-
-
-def ponger_main(cfg, cpu, end, barrier, results):
-    _child("consumer0", cpu, barrier, results, _ponger, cfg, end, barrier)
+def process_main(results, role, cpu, barrier, body, cfg, *args):
+    """An end in a child process (lab.experiments.ipc_places.Processes)."""
+    _child(role, cpu, barrier, results, body, cfg, *args)
 
 
 def seed_reader_main(cfg, cpu, end, results, finished):
@@ -178,7 +188,8 @@ def items_to_send(cfg, index):
     return share - 1 if cfg["variant"] == "test_short_one" and index == 0 else share
 
 
-def _producer(cfg, index, end, barrier):
+def producer(cfg, index, end, barrier):
+    clock = cpu_clock(cfg)
     timeout = cfg["timeout_s"]
     port = end.open(cfg)
     payloads = Payloads(cfg, index)
@@ -191,7 +202,7 @@ def _producer(cfg, index, end, barrier):
     send(stop)
     barrier.wait(timeout)  # every consumer has drained the warm-up
     helper_start = process_cpu_seconds(helper_pid)
-    cpu_start = time.process_time()
+    cpu_start = clock()
     t0 = time.perf_counter()
     items, frames = send_all(send)
     send(stop)
@@ -201,7 +212,7 @@ def _producer(cfg, index, end, barrier):
         port.join()
         t_join = time.perf_counter()
     barrier.wait(timeout)  # the consumers are done (a Queue's feeder has flushed by now)
-    cpu = time.process_time() - cpu_start
+    cpu = clock() - cpu_start
     helper_end = process_cpu_seconds(helper_pid)
     port.close()
     return {"t0": t0, "t_sent": t_sent, "t_join": t_join, "cpu_seconds": cpu,
@@ -211,7 +222,8 @@ def _producer(cfg, index, end, barrier):
                                    else None)}
 
 
-def _consumer(cfg, index, end, barrier, ends_counter):
+def consumer(cfg, index, end, barrier, ends_counter):
+    clock = cpu_clock(cfg)
     timeout = cfg["timeout_s"]
     port = end.open(cfg)
     P = cfg["producers"]
@@ -220,9 +232,9 @@ def _consumer(cfg, index, end, barrier, ends_counter):
     if cfg["consumers"] == 1:
         check_counts(warm, cfg["warmup_shares"], P, "the warm-up")
     barrier.wait(timeout)
-    cpu_start = time.process_time()
+    cpu_start = clock()
     got = receive_stream(port, cfg, 1, ends_counter)
-    cpu = time.process_time() - cpu_start
+    cpu = clock() - cpu_start
     barrier.wait(timeout)
     port.close()
     # The parent compares the counts with what each producer counted as sent.
@@ -231,7 +243,8 @@ def _consumer(cfg, index, end, barrier, ends_counter):
             "verified_items": got["items"]}
 
 
-def _pinger(cfg, end, barrier):
+def pinger(cfg, end, barrier):
+    clock = cpu_clock(cfg)
     timeout = cfg["timeout_s"]
     port = end.open(cfg)
     payloads = Payloads(cfg, 0)
@@ -239,11 +252,11 @@ def _pinger(cfg, end, barrier):
     samples = array("q")
     barrier.wait(timeout)
     ping(port, payloads, 0, warm, None)
-    cpu_start = time.process_time()
+    cpu_start = clock()
     t0 = time.perf_counter()
     ping(port, payloads, warm, rounds, samples)
     t_end = time.perf_counter()
-    cpu = time.process_time() - cpu_start
+    cpu = clock() - cpu_start
     port.send(payloads.end)
     barrier.wait(timeout)
     port.close()
@@ -251,12 +264,13 @@ def _pinger(cfg, end, barrier):
             "items": rounds, "frames": rounds, "verified_items": rounds}
 
 
-def _ponger(cfg, end, barrier):
+def ponger(cfg, end, barrier):
+    clock = cpu_clock(cfg)
     timeout = cfg["timeout_s"]
     port = end.open(cfg)
     barrier.wait(timeout)
     echoed, cpu_start = pong(port, cfg, cfg["warmup"])
-    cpu = time.process_time() - cpu_start
+    cpu = clock() - cpu_start
     barrier.wait(timeout)
     port.close()
     expected = cfg["warmup"] + cfg["messages"]

@@ -130,7 +130,11 @@ def normalize(variant, params):
         raise SpecError(f"ipc channel {variant} has one producer and one consumer; "
                         f"{p['producers']}:{p['consumers']} needs a queue channel "
                         f"({', '.join(QUEUE_KINDS)})")
-    if facts(variant).credits and (many or p["pattern"] != "stream"
+    if facts(variant).ends != "processes" and p["timing"] == "seed":
+        raise SpecError(f"ipc channel {variant} runs the handshake clock only (timing=seed is the "
+                        f"tutorial's programs: processes)")
+    on_own = facts(variant).credits and not facts(variant).built_on  # pingpong is its own
+    if facts(variant).credits and (many or (p["pattern"] != "stream" and not on_own)
                                    or p["timing"] != "handshake"
                                    or p["queue_maxsize"] is not None):
         raise SpecError(f"ipc channel {variant} is the handshake clock's unbounded queue: 1:1 "

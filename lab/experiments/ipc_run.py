@@ -1,5 +1,5 @@
-"""The ipc trial's orchestration: open the channel, start the ends (every end its own process,
-released together by a barrier; or, under timing=seed, the tutorial's parent as producer and
+"""The ipc trial's orchestration: open the channel, start the ends (each in its place, a process,
+a thread or an interpreter (lab.experiments.ipc_places), released together by a barrier; or, under timing=seed, the tutorial's parent as producer and
 one reader), collect their reports, stop everything, and hand the reports to
 lab.experiments.ipc_outcomes. Standard library only.
 """
@@ -32,12 +32,14 @@ def _close_all(channels):
 
 
 def run_ends(cfg, context, pins):
-    """Handshake timing: every end in its own process, released together by a barrier."""
+    """Handshake timing: every end started in its place (a process, a thread or an
+    interpreter: lab.experiments.ipc_places), released together by a barrier."""
     from lab.experiments import ipc_ends
     from lab.experiments.ipc_channels import pingpong_ends
+    from lab.experiments.ipc_places import place_for
     P, C = cfg["producers"], cfg["consumers"]
-    channels, processes = [], {}
-    results = context.Queue()
+    channels, handles = [], {}
+    place = place_for(cfg["ends"], context, P + C)
     finished = False
     try:
         channels = _open_channels(cfg, context)
@@ -50,30 +52,25 @@ def run_ends(cfg, context, pins):
         if cfg["helper_pid"] is not None and cfg["placement"] == "same":
             os.sched_setaffinity(cfg["helper_pid"], {pins["producer0"]})
         cfg["deadline"] = time.monotonic() + cfg["timeout_s"]
-        barrier = context.Barrier(P + C)
-        ends_counter = context.Array("i", 2) if C > 1 else None
+        ends_counter = place.counter() if C > 1 else None
         if cfg["pattern"] == "pingpong":
-            targets = [("producer0", ipc_ends.pinger_main,
-                        (cfg, pins["producer0"], producer_end, barrier, results)),
-                       ("consumer0", ipc_ends.ponger_main,
-                        (cfg, pins["consumer0"], consumer_end, barrier, results))]
+            targets = [("producer0", ipc_ends.pinger, (producer_end,)),
+                       ("consumer0", ipc_ends.ponger, (consumer_end,))]
         else:
-            targets = [(f"producer{i}", ipc_ends.producer_main,
-                        (cfg, i, pins[f"producer{i}"], producer_end, barrier, results,
-                         ends_counter)) for i in range(P)]
-            targets += [(f"consumer{j}", ipc_ends.consumer_main,
-                         (cfg, j, pins[f"consumer{j}"], consumer_end, barrier, results,
-                          ends_counter)) for j in range(C)]
-        for role, target, args in targets:
-            process = context.Process(target=target, args=args, name=f"ipc-{role}",
-                                      daemon=True)
-            process.start()
-            processes[role] = process
-        reports = _collect(processes, results, cfg["deadline"], cfg["timeout_s"])
+            targets = [(f"producer{i}", ipc_ends.producer, (i, producer_end))
+                       for i in range(P)]
+            targets += [(f"consumer{j}", ipc_ends.consumer, (j, consumer_end))
+                        for j in range(C)]
+        for index, (role, body, args) in enumerate(targets):
+            barrier = place.barrier(index)
+            extra = (ends_counter,) if body is ipc_ends.consumer else ()
+            handles[role] = place.start(role, (pins[role], barrier, body, cfg)
+                                        + args + (barrier,) + extra)
+        reports = _collect(handles, place.results, cfg["deadline"], cfg["timeout_s"])
         finished = True
     finally:
-        stop_processes(processes.values(), graceful=finished)
-        results.close()
+        place.stop(handles.values(), graceful=finished)
+        place.close()
         _close_all(channels)
     if cfg["pattern"] == "pingpong":
         return pingpong_outcome(cfg, reports)

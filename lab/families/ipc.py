@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lab.experiments import SpecError
 from lab.experiments import ipc as trial
+from lab.experiments.ipc_catalog import facts, python_refusal
 from lab.families import Family, FamilyOptions, ipc_budget
 from lab.hosts import topology
 from lab.run import options as parse
@@ -68,6 +69,8 @@ class IpcOptions(FamilyOptions):
     patterns: list
     timings: list
     bytes_per_trial: int | None
+    channels_named: bool = True  # False for `all`: a channel this Python lacks is a note
+
 
 
 
@@ -111,6 +114,7 @@ class IpcFamily(Family):
         budget = str(v["bytes_per_trial"]).strip()
         return IpcOptions(
             shared=shared, channels=channels,
+            channels_named=str(v["channels"]).strip() != "all",
             messages=message_counts(v["messages"]),
             round_trips=("auto" if str(v["round_trips"]).strip() == "auto"
                          else parse.positive_int("--round-trips", v["round_trips"],
@@ -133,11 +137,26 @@ class IpcFamily(Family):
             return trial.CHANNELS + tuple(trial.TEST_DOUBLES)
         return trial.CHANNELS
 
+    def prepare(self, options, backend, cpus, images, say, dry_run=False):
+        """The Python of each image, for the channels that need a newer one (interpreter_queue:
+        3.14). A dry run builds nothing and knows none (the trial would refuse)."""
+        if dry_run or not any(facts(c).min_python for c in options.channels):
+            return {}
+        return {"image_pythons": {image: (backend.image_info(image) or {}).get("python")
+                                  for image in images}}
+
     def points(self, options, cpus, images, prepared):
         shared = options.shared
         counts = parse.cpu_counts(shared.cpus, len(cpus))
         points, skipped = [], {}
+        pythons = prepared.get("image_pythons") or {}
         for image in images:
+            for channel in options.channels:
+                refused = python_refusal(channel, pythons.get(image))
+                if refused and len(images) == 1 and options.channels_named:
+                    raise BadInput(f"--channels {refused}; {image} has Python "
+                                   f"{pythons[image]}; allowed: a --base-image with that "
+                                   f"Python, e.g. multicore-lab-base:sid")
             for count in counts:
                 cpuset = topology.cpuset_for(count, cpus, shared.placement)
                 for end_placement in options.end_placements:
@@ -147,6 +166,12 @@ class IpcFamily(Family):
                     if count == 1 and end_placement == "free" and "same" in options.end_placements:
                         continue  # on one CPU, free is same
                     for channel in options.channels:
+                        refused = python_refusal(channel, pythons.get(image))
+                        if refused:  # several bases, or `all`: left out here, in a note
+                            note = f"{refused}: left out on {image} " \
+                                   f"(Python {pythons[image]})"
+                            skipped[note] = skipped.get(note, 0) + 1
+                            continue
                         for params in _combinations(options):
                             params = {**params, "placement": end_placement}
                             if params["messages"] == "auto":  # sized to this, per point

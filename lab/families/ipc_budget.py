@@ -27,7 +27,8 @@ _BATCH_ITEM_US = 0.15  # pickling one more small item in a batch
 _PICKLE_BYTES_PER_S = 1.0e9
 _RAW_BYTES_PER_S = 2.0e9
 _ROUND_TRIP_WAKE_US = 20.0  # two wake-ups per ping-pong round
-_START_SECONDS = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.15}
+_START_SECONDS = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.15,  # an end's start, by place
+                  "threads": 0.001, "interpreters": 0.05}
 
 
 def estimate(params, variant=None, start_method="fork"):
@@ -48,14 +49,17 @@ def estimate(params, variant=None, start_method="fork"):
     send_us = send_cost(channel)
     rate = _RAW_BYTES_PER_S if base in BYTE_KINDS else _PICKLE_BYTES_PER_S
     if p["pattern"] == "pingpong":
-        seconds = items * (2 * send_us + _ROUND_TRIP_WAKE_US) * 1e-6
+        wake_us = facts(channel).wake_us
+        wake_us = _ROUND_TRIP_WAKE_US if wake_us is None else 2 * wake_us
+        seconds = items * (2 * send_us + wake_us) * 1e-6
     else:
         seconds = frames * send_us * 1e-6
         if base not in BYTE_KINDS:
             seconds += (items - frames) * _BATCH_ITEM_US * 1e-6
     seconds += bytes_total / rate
     processes = p["producers"] + p["consumers"] + (1 if base == "manager_queue" else 0)
-    seconds += processes * _START_SECONDS.get(start_method or "fork", 0.15)
+    start_method = {"processes": start_method or "fork"}.get(facts(base).ends, facts(base).ends)
+    seconds += processes * _START_SECONDS.get(start_method, 0.15)
     return {"bytes_total": bytes_total, "seconds_estimate": seconds,
             "memory_bytes": _memory_estimate(channel, p, item)}
 
