@@ -106,6 +106,16 @@ def test_lab_init_is_free_of_host_dependencies():
     assert lazy and all(node in list(ast.walk(lazy[0])) for node in imports)
 
 
+def test_only_the_front_ends_import_the_api_and_the_command_line(graph):
+    """lab.api (the Python functions) and lab.cli (the tasks, `multicore-lab`) sit on top: the
+    machinery below never reaches up to them (lab/__init__ hands out lab.api lazily)."""
+    front = ("lab.api", "lab.cli")
+    wrong = sorted(f"{name} imports {target}" for name, targets in graph.items()
+                   if not name.startswith(front) and name != "lab"
+                   for target in targets if target.startswith(front))
+    assert wrong == []
+
+
 def test_import_lab_loads_nothing_host_side():
     """`import lab` (as the trial does) loads no host-side dependency; lab.scale loads the API."""
     import subprocess
