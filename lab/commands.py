@@ -5,12 +5,9 @@ Every command can be run from Python too: `run_family(name, flags, config)`, `re
 fix (one line, no traceback) and with which exit status.
 """
 
-import os
 import signal
 
-from lab import families, records
-from lab.backends import BackendUnavailable, engine_requested_explicitly
-from lab.backends.image import ImageError
+from lab import backends, families, records
 from lab.run.folder import RunFolderError, resolve
 from lab.run.options import BadInput
 
@@ -19,23 +16,16 @@ EXIT_FAILED = 1
 
 
 def refusal(error):
-    """(exit status, one line) for an error a user can cause or fix, else None (a bug)."""
-    if isinstance(error, (BadInput, ImageError, RunFolderError, records.RecordsError)):
+    """(exit status, one line) for an error a user can cause or fix, else None (a bug). The
+    backends say which of theirs are (lab.backends.refusal): refused input is exit 2, a failure
+    of what the run needed exit 1."""
+    if isinstance(error, (BadInput, RunFolderError, records.RecordsError)):
         return EXIT_BAD_INPUT, f"error: {error}"
-    if isinstance(error, BackendUnavailable):  # raised after connecting: a node's Python, a probe
-        text = " ".join(str(error).split())[:500]
-        hint = f"; {error.hint}" if error.hint else ""
-        # before a run folder exists nothing was written: refused (2); once a run exists, it
-        # is left unfinished (1), as a run the backend failed
-        status = EXIT_FAILED if getattr(error, "run_exists", False) else EXIT_BAD_INPUT
-        return status, f"error: {text}{hint}"
-    import docker
-    import requests
-    if isinstance(error, (docker.errors.DockerException, requests.exceptions.RequestException)):
-        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-        return EXIT_FAILED, (f"error: the Docker engine refused or dropped a request "
-                             f"({type(error).__name__}: {first}); check `docker info` and retry")
-    return None
+    said = backends.refusal(error)
+    if said is None:
+        return None
+    kind, line = said
+    return (EXIT_FAILED if kind == backends.FAILED else EXIT_BAD_INPUT), line
 
 
 def _interrupt(_signum, _frame):
@@ -99,22 +89,12 @@ def compare(results_dir, run_a, run_b, say=print, host_a=None, host_b=None, node
 
 def build(base_image, rebuild=False, say=print):
     """`invoke build`: the trial image, and its offline base when missing."""
-    from lab.backends.docker import connect
-    from lab.backends.image import ensure_image
-    try:
-        client = connect()
-    except BackendUnavailable as why:
-        raise ImageError(f"{why}; building an image needs a Docker engine (start dockerd)") from None
-    image = ensure_image(client, base_image, rebuild=rebuild, say=say)
-    state = "built" if image.built_seconds is not None else "up to date (reused)"
-    say(f"image {image.tag} {state}: id {image.id[:19]}, Python {image.python}, base {image.base}")
-    return image
+    return backends.build_image(base_image, rebuild=rebuild, say=say)
 
 
 def info(config, say=print):
     """`invoke info`: what the lab sees before it runs anything."""
     from lab import sysinfo
-    from lab.backends import image
     from lab.hosts import facts, topology
     cpus = topology.read_cpus()
     host = facts.host(cpus)
@@ -126,24 +106,4 @@ def info(config, say=print):
     say(f"placement   spread order {topology.ordered(cpus, 'spread')}, "
         f"compact order {topology.ordered(cpus, 'compact')}")
     say(f"cgroup      v{host['cgroup_version']}; this process sees {sysinfo.seen()['cgroup']}")
-    base = config["base_image"]
-    try:
-        from lab.backends.docker import connect
-        client = connect()
-    except BackendUnavailable as why:
-        say(f"engine      none: {why}")
-        choice = ("refused (DOCKER_HOST is set but does not answer)"
-                  if engine_requested_explicitly() else
-                  "local (host processes pinned with sched_setaffinity)")
-        say(f"backend     auto -> {choice}")
-        return
-    version = client.version()
-    engine = client.info()
-    say(f"engine      Docker {version.get('Version')} (API {version.get('ApiVersion')}) at "
-        f"{os.environ.get('DOCKER_HOST') or 'the default socket'}, cgroup "
-        f"v{engine.get('CgroupVersion')} ({engine.get('CgroupDriver')}), {engine.get('NCPU')} CPUs")
-    tag = image.image_tag(base)
-    say(f"base image  {base}: {'present' if image._exists(client, base) else 'missing'}"
-        f"{' (built offline by invoke build)' if image.offline_suite(base) else ''}")
-    say(f"image       {tag}: {'present' if image._exists(client, tag) else 'missing (invoke build)'}")
-    say("backend     auto -> docker (the engine answers)")
+    backends.say_engine(config["base_image"], say)

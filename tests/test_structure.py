@@ -75,23 +75,132 @@ def test_data_flows_one_way(graph, what, folder, forbidden):
     assert wrong == [], what
 
 
-GENERIC = ["lab/run", "lab/present/report.py", "lab/present/compare.py", "lab/present/tables.py",
-           "lab/present/charts.py", "lab/analysis/trials.py", "lab/analysis/warnings.py",
-           "lab/records.py", "lab/commands.py"]
+FAMILY_BLIND = ["lab/run", "lab/present/report.py", "lab/present/compare.py",
+                "lab/present/tables.py", "lab/present/charts.py", "lab/analysis/trials.py",
+                "lab/analysis/warnings.py", "lab/records.py", "lab/commands.py"]
+BACKEND_BLIND = ["lab/run", "lab/commands.py", "lab/present", "lab/analysis", "lab/records.py"]
+FAMILY_NAMES = {"scale", "scaling", "ipc"}
+BACKEND_NAMES = {"docker", "local", "slurm", "multihost"}
+# the words of one backend's world: what generic code must not call its things
+BACKEND_WORDS = ("docker", "container", "slurm", "srun", "scontrol", "squeue", "scancel", "ssh",
+                 "dockerd")
+BACKEND_PACKAGES = {"docker", "requests", "paramiko", "urllib3"}
 
 
-def test_the_generic_machinery_never_names_a_family_or_branches_on_a_backend():
+def backend_modules():
+    """lab.backends' own modules (docker, slurm, image ...): one backend's code each."""
+    return {f"lab.backends.{path.stem}" for path in (LAB / "backends").glob("*.py")
+            if path.stem != "__init__"}
+
+
+def _constants(node):
+    """The string constants `node` is, or holds when a tuple, list or set of them."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [value for item in node.elts for value in _constants(item)]
+    return []
+
+
+def _identifiers(node):
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.keyword) and node.arg:
+        return [node.arg]
+    if isinstance(node, ast.alias):
+        return [node.asname or node.name.rsplit(".", 1)[-1]]
+    return []
+
+
+def backend_violations(source, where="<source>", modules=frozenset()):
+    """What in `source` knows a backend: an import of a backend's module or of a package only a
+    backend uses (docker, requests ...), a comparison with a backend's name, an identifier in a
+    backend's words. `modules`: the backend modules (lab.backends.docker ...)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = f"{where}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import):
+            imported = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        else:
+            imported = []
+        for name in imported:
+            if name.split(".")[0] in BACKEND_PACKAGES or name in modules:
+                found.append(f"{line}: imports {name}")
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                named = BACKEND_NAMES.intersection(_constants(side))
+                if named:
+                    found.append(f"{line}: compares with the backend name {sorted(named)[0]!r}")
+        for name in _identifiers(node):
+            word = next((w for w in BACKEND_WORDS if w in name.lower()), None)
+            if word:
+                found.append(f"{line}: the identifier {name} holds {word!r}")
+    return found
+
+
+def family_violations(source, where="<source>"):
+    """A family's name as a string in `source` (generic code asks the family, never names it)."""
+    return [f"{where}:{node.lineno}: names the family {node.value!r}"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and node.value in FAMILY_NAMES]
+
+
+def files(entries):
     root = LAB.parent
-    offenders = []
-    for entry in GENERIC:
-        for path in sorted((root / entry).rglob("*.py")) if (root / entry).is_dir() else [root / entry]:
-            for number, line in enumerate(path.read_text().splitlines(), start=1):
-                code = line.split("#", 1)[0]
-                if any(word in code for word in ('"scaling"', '"ipc"', "'scaling'", "'ipc'",
-                                                  '"scale"', "'scale'", "name == \"docker",
-                                                  "name != \"docker", '== "docker"', '== "local"')):
-                    offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    for entry in entries:
+        path = root / entry
+        yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
+def test_the_generic_machinery_knows_no_backend():
+    modules = backend_modules()
+    offenders = [v for path in files(BACKEND_BLIND)
+                 for v in backend_violations(path.read_text(), path.relative_to(LAB.parent),
+                                             modules)]
     assert offenders == []
+
+
+def test_the_generic_machinery_never_names_a_family():
+    offenders = [v for path in files(FAMILY_BLIND)
+                 for v in family_violations(path.read_text(), path.relative_to(LAB.parent))]
+    assert offenders == []
+
+
+PLANTED = {  # one violation each: the checks above must see every one
+    "import docker\n": "imports docker",
+    "from lab.backends.slurm import SlurmBackend\n": "imports lab.backends.slurm",
+    "from lab.backends import docker\n": "imports lab.backends.docker",
+    "import requests.exceptions\n": "imports requests.exceptions",
+    "if backend.name == 'docker':\n    pass\n": "compares with the backend name 'docker'",
+    "ok = name in ('local', 'x')\n": "compares with the backend name 'local'",
+    "def stop_containers(run):\n    pass\n": "the identifier stop_containers holds 'container'",
+    "x = options.slurm_partition\n": "the identifier slurm_partition holds 'slurm'",
+    "f(ssh_url=1)\n": "the identifier ssh_url holds 'ssh'",
+}
+
+
+@pytest.mark.parametrize("source", PLANTED, ids=[s.split("\n")[0] for s in PLANTED])
+def test_the_backend_check_sees_a_planted_violation(source):
+    found = backend_violations(source, "planted.py", backend_modules())
+    assert any(PLANTED[source] in line for line in found), found
+
+
+def test_the_checks_pass_clean_code_and_see_a_family_name():
+    clean = ("from lab import backends\nfrom lab.backends import DEFAULT_HOST, BackendUnavailable\n"
+             "if backend.name == shared.backend:\n    hosts = [DEFAULT_HOST]\n"
+             "head, _, rest = text.partition(' ')\n")
+    assert backend_violations(clean, "clean.py", backend_modules()) == []
+    assert family_violations(clean) == []
+    assert family_violations("if task == 'ipc':\n    pass\n") == [
+        "<source>:1: names the family 'ipc'"]
 
 
 def test_lab_init_is_free_of_host_dependencies():

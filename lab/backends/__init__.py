@@ -1,12 +1,15 @@
 """Where a trial executes. Every backend is a `Backend`; nothing outside lab/backends asks which.
 
 A new backend (a remote engine, a cluster) is one module here with one `Backend` subclass, named
-in `choose_backend`: the runner, the run folder, resume and the report do not change.
+in `CLASSES`: the options, the runner, the run folder, resume and the report do not change. A
+backend declares what the user types for it (its flags, the host strings it takes) and says its
+own errors in one line (`refusal`); the generic code asks this module, never a backend by name.
 
 `choose_backend` implements the rule for --backend auto|docker|local (ARCHITECTURE.md, README).
 """
 
 import contextlib
+import importlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,6 +18,15 @@ STDERR_TAIL_CHARS = 2000
 RUN_LABEL = "multicore-lab.run"  # every trial container carries its run id under this label
 PID_LABEL = "multicore-lab.pid"  # and the pid of the lab process that started it
 BACKENDS = ("auto", "docker", "local", "slurm")  # auto never picks slurm
+# name -> (module, class): imported only when that backend's class is asked for
+CLASSES = {"local": ("lab.backends.local", "LocalBackend"),
+           "docker": ("lab.backends.docker", "DockerBackend"),
+           "slurm": ("lab.backends.slurm", "SlurmBackend")}
+DEFAULT_HOST = "local"  # the host of a run without --hosts: this machine (its records name none)
+HOST_PYTHON = "local"   # the image a point names on a backend that runs none (the host's Python)
+# a refusal's kind: the user's input, refused before anything was written (exit 2), or a failure
+# of something the run needed (exit 1)
+REFUSED, FAILED = "refused", "failed"
 
 
 class BackendUnavailable(RuntimeError):
@@ -25,6 +37,22 @@ class BackendUnavailable(RuntimeError):
     def __init__(self, message, hint=None):
         super().__init__(message)
         self.hint = hint
+
+    def advice(self):
+        """What to do, in words ("" for nothing beyond the message)."""
+        return "start dockerd, or use --backend local" if self.hint is None else self.hint
+
+
+class FlagRefused(ValueError):
+    """A backend's flag value or host string it refuses; the message is the one line the user
+    sees (lab.run.options turns it into BadInput)."""
+
+
+@dataclass(frozen=True)
+class BackendFlag:
+    """A flag a backend takes (a task flag that configures the backend, not the plan)."""
+    name: str      # the task's flag and meta.json's `flags` key, e.g. "partition"
+    parse: object  # the value as given (None: not given) -> what the backend gets; FlagRefused
 
 
 class ImageMismatch(RuntimeError):
@@ -60,6 +88,7 @@ class Backend:
     run(spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome
     stop_all(run_id)       stop whatever this run still has running; returns how many
     stopped_phrase(run_id, count)  those stops in words, for the interrupt message
+    stop_failed_phrase(run_id, why)  stop_all raised: what is left and how to find it, in words
     engine_gone()          the backend's engine stopped answering (the run fails, no record)
     close()                release connections
 
@@ -71,11 +100,41 @@ class Backend:
     host_cpus()            {point.host: that host's CPUs}, what each host's points are made on
     run_meta()             what meta.json adds (e.g. "hosts": a facts block per host)
     use_recorded(meta, names, run)  --resume: use_recorded_images from the run's meta.json
+
+    What the user types for it, declared by the class (asked before anything connects):
+    flags                  its BackendFlags (e.g. slurm's --partition), parsed by the class
+    host_forms             the --hosts strings it takes, in words ("" for none)
+    host_item(item, source, allowed)  one --hosts item in its form, None when not its kind
+    refusal(error)         (REFUSED or FAILED, one line) for an error of its own, else None
+    quota_refusal(by_name) why a --quota cannot run here, in words
+    removed_phrase(run_id, count)  what --resume removed that a killed run left, in words
     """
     name = ""
     engine_words = "the backend"  # what stops answering when the run fails ("the Docker engine")
     trial_overhead_s = 0.5
     supports_quota = False
+    flags = ()
+    host_forms = ""
+
+    @staticmethod
+    def host_item(item, source, allowed):
+        return None
+
+    @staticmethod
+    def refusal(error):
+        return None
+
+    @staticmethod
+    def quota_refusal(by_name):
+        """`by_name`: the backend was asked for by name (else auto fell back to it)."""
+        if by_name:
+            return ("--quota needs containers: a CPU quota cannot be set on a host process; "
+                    "use --backend docker or auto")
+        return "--quota needs the docker backend, and no Docker engine answers"
+
+    def removed_phrase(self, run_id, count):
+        return (f"removed {count} container(s) left behind by run {run_id} "
+                f"(label {RUN_LABEL}={run_id})")
 
     def __init__(self, config):
         self.config = config
@@ -142,6 +201,11 @@ class Backend:
     def stopped_phrase(self, run_id, count):
         return "the trial in flight is stopped"
 
+    def stop_failed_phrase(self, run_id, why):
+        """`stop_all` raised: what could not be stopped and how to find it, in words."""
+        return (f"could not stop the run's containers ({why}); look for label "
+                f"{RUN_LABEL}={run_id}")
+
     def engine_gone(self):
         return False
 
@@ -178,16 +242,82 @@ def outcome_from(stdout, stderr, exit_code, timed_out, oom_killed, host_seconds,
 
 def backend_class(name):
     """The Backend subclass called `name` (KeyError for none), without connecting to anything."""
-    if name == "local":
-        from lab.backends.local import LocalBackend
-        return LocalBackend
-    if name == "docker":
-        from lab.backends.docker import DockerBackend
-        return DockerBackend
-    if name == "slurm":
-        from lab.backends.slurm import SlurmBackend
-        return SlurmBackend
-    raise KeyError(name)
+    module, cls = CLASSES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def backend_classes():
+    return [backend_class(name) for name in CLASSES]
+
+
+def flag_names():
+    """The flags some backend takes, each once, in CLASSES order."""
+    return tuple(dict.fromkeys(flag.name for cls in backend_classes() for flag in cls.flags))
+
+
+def parse_flags(values):
+    """{flag: its parsed value} of every backend's flags, from `values` (None: not given);
+    FlagRefused in one line for a value its backend refuses."""
+    parsed = {}
+    for cls in backend_classes():
+        for flag in cls.flags:
+            parsed.setdefault(flag.name, flag.parse(values.get(flag.name)))
+    return parsed
+
+
+def hosts_allowed():
+    """What --hosts takes, in words: the default host and each backend's host strings."""
+    forms = [cls.host_forms for cls in backend_classes() if cls.host_forms]
+    return (f"allowed: {', '.join([DEFAULT_HOST, *forms])}, comma-separated, or @FILE with one "
+            f"host a line")
+
+
+def host_item(item, source=""):
+    """One --hosts item, checked for form by the backend whose kind it is (whether it answers
+    is found when connecting); FlagRefused in one line for none. `source`: where it was read
+    (" (in FILE)" or "")."""
+    if item == DEFAULT_HOST:
+        return item
+    allowed = hosts_allowed()
+    for cls in backend_classes():
+        found = cls.host_item(item, source, allowed)
+        if found is not None:
+            return found
+    raise FlagRefused(f"--hosts{source} {item!r}: unknown kind of host; {allowed}")
+
+
+def on_default_host(hosts):
+    """Whether `hosts` (--hosts) is this machine alone, as a run without --hosts is."""
+    return list(hosts or [DEFAULT_HOST]) == [DEFAULT_HOST]
+
+
+def refusal(error):
+    """(REFUSED or FAILED, one line) for a backend's error a user can cause or fix, else None.
+    BackendUnavailable is every backend's; each backend says its own others."""
+    if isinstance(error, BackendUnavailable):  # raised after connecting: a node's Python, a probe
+        text = " ".join(str(error).split())[:500]
+        hint = f"; {error.hint}" if error.hint else ""
+        # before a run folder exists nothing was written: refused; once a run exists, it is
+        # left unfinished, as a run the backend failed
+        return (FAILED if getattr(error, "run_exists", False) else REFUSED), f"error: {text}{hint}"
+    for cls in backend_classes():
+        said = cls.refusal(error)
+        if said is not None:
+            return said
+    return None
+
+
+def build_image(base_image, rebuild=False, say=print):
+    """`invoke build`: the trial image of `base_image` (lab.backends.docker_commands)."""
+    from lab.backends.docker_commands import build
+    return build(base_image, rebuild=rebuild, say=say)
+
+
+def say_engine(base_image, say=print):
+    """`invoke info`'s engine lines: the engine, the images of `base_image`, what --backend auto
+    picks here."""
+    from lab.backends.docker_commands import engine_lines
+    engine_lines(base_image, say)
 
 
 def engine_requested_explicitly():
@@ -200,14 +330,14 @@ def choose_backend(name, config, say=print, hosts=("local",), several=False):
     (--hosts) other than `local` alone, or `several` (a --hosts run resumed on `local` alone):
     one Docker backend per host, run side by side."""
     from lab.backends.local import LocalBackend
-    hosts = list(hosts or ["local"])
+    hosts = list(hosts or [DEFAULT_HOST])
     if name == "slurm":  # never chosen by auto: a cluster is asked for by name
-        if hosts != ["local"]:
+        if not on_default_host(hosts):
             raise BackendUnavailable("it names Docker hosts; the slurm backend runs on the "
                                      "nodes of its partition (--partition)", hint="")
         from lab.backends.slurm import SlurmBackend
         return SlurmBackend.connect(config)
-    if several or hosts != ["local"]:
+    if several or not on_default_host(hosts):
         return _several_hosts(name, config, hosts)
     if name == "local":
         return LocalBackend(config)

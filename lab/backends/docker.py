@@ -11,9 +11,9 @@ import time
 import docker
 import requests
 
-from lab.backends import (PID_LABEL, RUN_LABEL, Backend, BackendUnavailable, ImageMismatch,
-                          outcome_from)
-from lab.backends import ssh_tunnel
+from lab.backends import (HOST_PYTHON, PID_LABEL, RUN_LABEL, Backend, BackendUnavailable,
+                          ImageMismatch, outcome_from)
+from lab.backends import docker_input, ssh_tunnel
 from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
                                 image_on_host, image_tag, offline_suite)
 
@@ -162,6 +162,9 @@ class DockerBackend(Backend):
     engine_words = "the Docker engine"
     trial_overhead_s = 0.6  # create, start, wait, logs, remove (README: ~360 ms here) and Python
     supports_quota = True
+    host_forms = docker_input.HOST_FORMS
+    host_item = staticmethod(docker_input.host_item)
+    refusal = staticmethod(docker_input.refusal)
 
     def __init__(self, client, config, host="", source=None):
         super().__init__(config)  # the `docker` section of invoke.yaml
@@ -318,7 +321,7 @@ class DockerBackend(Backend):
 
     def image_for_rerun(self, recorded, base_image):
         """A point recorded on the local backend runs on `base_image`; others keep theirs."""
-        return base_image if recorded in ("", "local") else recorded
+        return base_image if recorded in ("", HOST_PYTHON) else recorded
 
     def describe(self):
         version = self.client.version()

@@ -50,13 +50,20 @@ def in_container_files(root=PROJECT_ROOT):
     return files
 
 
-def code_digest(base_image, root=PROJECT_ROOT):
-    digest = hashlib.sha256(base_image.encode())
-    digest.update(DOCKERFILE.read_bytes())
+def trial_code_hash(root=PROJECT_ROOT, digest=None):
+    """sha256 of the trial's code (each file's path and bytes), continuing `digest` if given:
+    the identity of the code a trial runs, in an image or staged for a cluster's nodes."""
+    digest = digest if digest is not None else hashlib.sha256()
     for path in in_container_files(root):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return digest
+
+
+def code_digest(base_image, root=PROJECT_ROOT):
+    digest = hashlib.sha256(base_image.encode())
+    digest.update(DOCKERFILE.read_bytes())
+    return trial_code_hash(root, digest).hexdigest()[:12]
 
 
 def image_tag(base_image):

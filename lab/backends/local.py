@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from lab.backends import Backend, BackendUnavailable, ImageMismatch, outcome_from
+from lab.backends import HOST_PYTHON, Backend, BackendUnavailable, ImageMismatch, outcome_from
 
 from lab.package_files import PROJECT_ROOT
 
@@ -25,10 +25,10 @@ class LocalBackend(Backend):
 
     @staticmethod
     def plan_images(bases, image=None):
-        return ["local"]
+        return [HOST_PYTHON]
 
     def prepare_images(self, bases, image=None, say=print):
-        return ["local"]
+        return [HOST_PYTHON]
 
     def use_recorded_images(self, recorded, names, run):
         python = platform.python_version()
@@ -39,7 +39,7 @@ class LocalBackend(Backend):
                                     f"{python}")
 
     def image_for_rerun(self, recorded, base_image):
-        return "local"
+        return HOST_PYTHON
 
     def describe(self):
         return {"backend": "local", "python_executable": self.python,

@@ -54,6 +54,7 @@ from pathlib import Path
 
 # RUN_LABEL too: callers that run one trial by hand (tests, benchmarks) label it from here
 from lab.backends import RUN_LABEL, Backend, BackendUnavailable, ImageMismatch  # noqa: F401
+from lab.backends import slurm_input
 from lab.backends.slurm_code import NODE_PROBE, PROBE_SPEC, stage_code, unstage
 from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX, PARTITION_NAME,
                                          command, controller_answers, duration_minutes,
@@ -75,6 +76,7 @@ class SlurmBackend(SlurmSteps, Backend):
     engine_words = "the Slurm controller"
     trial_overhead_s = 0.3  # srun's scheduling pass and step launch, interpreter start (~0.2 s here)
     supports_quota = False
+    flags = slurm_input.FLAGS
 
     def __init__(self, config, partition, nodes, node_cpus, python="python3", per_node=1,
                  max_nodes=None):

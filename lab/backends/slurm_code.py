@@ -4,7 +4,6 @@ copied once per code version into <code folder>/<digest>/ (an absolute path: the
 runs there with the nodes' Python.
 """
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,11 +16,8 @@ def trial_files(root):
 
 
 def code_digest(root):
-    digest = hashlib.sha256()
-    for path in trial_files(root):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    from lab.backends.image import trial_code_hash  # one digest of it, the image's too
+    return trial_code_hash(root).hexdigest()[:12]
 
 
 def _missing_folders(folder):
@@ -95,21 +91,14 @@ if sys.version_info < (3, 11):
 import json, os, platform, socket
 import lab.experiments, lab.sysinfo
 from lab.experiments.__main__ import run
+from lab.sysinfo import machine
 result = run(json.loads(sys.argv[1]))
 if not result.get("ok"):
     sys.stderr.write("the probe trial failed: %s\n" % result.get("error"))
     sys.exit(1)
-model = None
-try:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip(); break
-except OSError:
-    pass
-cgroup = lab.sysinfo.find_cgroup()
 print(json.dumps({"node": socket.gethostname(), "python": platform.python_version(),
-                  "executable": sys.executable, "cpu_model": model, "kernel": platform.release(),
-                  "architecture": platform.machine(),
-                  "cgroup_version": cgroup.version if cgroup else None,
+                  "executable": sys.executable, "cpu_model": machine.cpu_model(),
+                  "kernel": platform.release(), "architecture": platform.machine(),
+                  "cgroup_version": machine.cgroup_version(),
                   "affinity": sorted(os.sched_getaffinity(0)), "cwd": os.getcwd()}))
 """

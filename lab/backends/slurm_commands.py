@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from lab.backends import BackendUnavailable
+from lab.backends.slurm_input import PARTITION_NAME  # noqa: F401 (one definition)
 
 COMMANDS = ("sinfo", "srun", "scontrol", "squeue", "scancel")
 JOB_PREFIX = "multicore-lab-"
@@ -33,7 +34,6 @@ ALLOCATION_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOBID", "SLURM_STEP_ID", "SLURM_S
                         "SLURM_CPUS_PER_TASK", "SRUN_CPUS_PER_TASK", "SLURM_TASKS_PER_NODE",
                         "SLURM_JOB_CPUS_PER_NODE", "SLURM_CPU_BIND", "SLURM_DISTRIBUTION",
                         "SLURM_MEM_PER_CPU", "SLURM_MEM_PER_NODE", "SLURM_EXACT")
-PARTITION_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # srun -v: "srun: jobid 26: nodes(1):`vm', ..." / "srun: job 30 queued and waiting ..." /
 # "srun: launching StepId=26.0 on host vm, 1 tasks: 0"
 JOB_LINE = re.compile(r"^srun: job(?:id)? (\d+)[: ]")

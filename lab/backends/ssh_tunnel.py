@@ -25,6 +25,7 @@ import time
 import docker
 
 from lab.backends import BackendUnavailable
+from lab.backends.docker_input import SSH_HOST
 
 LOGIN_TIMEOUT_S = 45    # a login through a bastion takes two; ConnectTimeout bounds each TCP try
 QUERY_TIMEOUT_S = 20
@@ -38,9 +39,7 @@ MASTER_OPTIONS = ("BatchMode=yes", "StrictHostKeyChecking=yes", "UpdateHostKeys=
                   "LogLevel=INFO")  # a forward's "open failed" is said at INFO, not ERROR
 CLIENT_OPTIONS = ("BatchMode=yes", "ControlMaster=no", "LogLevel=ERROR")
 
-_URL = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
-                  r"(?P<host>[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])"
-                  r"(?::(?P<port>\d{1,5}))?/?$")
+_URL = SSH_HOST  # one definition of an ssh:// host's form: --hosts checks it, this reads it
 
 # Run by the host's login shell, builtins only (a host may have no docker CLI, even no PATH):
 # where its engine listens, whether that socket is there and ours to use, and TLS on tcp.

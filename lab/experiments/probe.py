@@ -24,6 +24,7 @@ import sys
 import time
 
 from lab.experiments import conditions
+from lab.sysinfo import machine
 
 NAME = "probe"
 VARIANTS = ("seen", "sleep", "exit", "allocate", "isolation", "echo", "host")
@@ -106,21 +107,6 @@ def _int_or(text, default):
         return default
 
 
-def _cpuinfo():
-    """(model name, CPU flags) of the first processor in /proc/cpuinfo (arm: no model name)."""
-    model, flags = None, []
-    for line in (_text("/proc/cpuinfo") or "").splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = value.split()
-        elif key == "CPU part" and model is None:
-            model = f"CPU part {value.strip()}"
-    return model, flags
-
-
 def _host():
     sys_cpu = "/sys/devices/system/cpu"
     cpus = []
@@ -128,18 +114,13 @@ def _host():
         package = _text(f"{sys_cpu}/cpu{cpu}/topology/physical_package_id")
         core = _text(f"{sys_cpu}/cpu{cpu}/topology/core_id")
         cpus.append({"id": cpu, "package": _int_or(package, 0), "core": _int_or(core, cpu)})
-    model, flags = _cpuinfo()
+    model, flags = machine.cpu_model_and_flags()
     dmi = {name: _text(f"{DMI}/{name}") for name in DMI_FIELDS}
     hypervisor = _text("/sys/hypervisor/type")
-    mounts = {}
-    for line in (_text("/proc/self/mounts") or "").splitlines():
-        fields = line.split()
-        if len(fields) > 2:
-            mounts[fields[1]] = fields[2]
     return {"cpu_model": model, "cpus": cpus, "cpu_count": os.cpu_count(),
             "online": _text(f"{sys_cpu}/online"), "smt_active": _text(f"{sys_cpu}/smt/active"),
             "kernel": os.uname().release, "machine": os.uname().machine,
-            "cgroup_version": 2 if mounts.get("/sys/fs/cgroup") == "cgroup2" else 1,
+            "cgroup_version": machine.cgroup_version(),
             "hypervisor_flag": "hypervisor" in flags, "hypervisor_type": hypervisor,
             "boot_id": _text("/proc/sys/kernel/random/boot_id"),  # the kernel's, not namespaced
             "dmi": {k: v for k, v in dmi.items() if v},

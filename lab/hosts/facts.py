@@ -9,21 +9,10 @@ from pathlib import Path
 
 from lab.experiments import conditions
 from lab.hosts import topology
+from lab.sysinfo.machine import cgroup_version, cpu_model, cpu_model_and_flags
 from lab.version import __version__
 
 from lab.package_files import PROJECT_ROOT
-
-
-def cgroup_version(mounts="/proc/self/mounts"):
-    """2 when /sys/fs/cgroup is a unified cgroup2 mount, 1 when v1 controllers are mounted."""
-    try:
-        lines = Path(mounts).read_text().splitlines()
-    except OSError:
-        return None
-    types = {fields[1]: fields[2] for fields in (line.split() for line in lines) if len(fields) > 2}
-    if types.get("/sys/fs/cgroup") == "cgroup2":
-        return 2
-    return 1 if "cgroup" in types.values() else None
 
 
 def git_commit(root=PROJECT_ROOT):
@@ -43,7 +32,7 @@ def host(cpus=None):
     cpus = cpus if cpus is not None else topology.read_cpus()
     return {
         "hostname": socket.gethostname(),
-        "cpu_model": topology.cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(cpus),
         "topology": topology.describe(cpus),
@@ -75,9 +64,7 @@ def machine(dmi=None, hypervisor_flag=None, hypervisor_type=None):
         dmi = {name: _read(DMI / name) for name in DMI_FIELDS}
         dmi = {k: v for k, v in dmi.items() if v}
     if hypervisor_flag is None:
-        flags = next((line.split(":", 1)[1].split() for line in
-                      (_read("/proc/cpuinfo") or "").splitlines()
-                      if line.startswith(("flags", "Features"))), [])
+        flags = cpu_model_and_flags()[1]
         hypervisor_flag = "hypervisor" in flags
         hypervisor_type = _read("/sys/hypervisor/type")
     virtualised = bool(hypervisor_flag or hypervisor_type)

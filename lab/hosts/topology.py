@@ -92,13 +92,3 @@ def flat(count):
     """`count` CPUs 0..count-1, each its own core: a host whose topology is not known yet
     (only its engine's CPU count)."""
     return [Cpu(cpu, 0, cpu) for cpu in range(count)]
-
-
-def cpu_model(cpuinfo="/proc/cpuinfo"):
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None

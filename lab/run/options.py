@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 
+from lab import backends
 from lab.backends import BACKENDS
 from lab.hosts.topology import PLACEMENTS
 
@@ -22,13 +23,12 @@ from lab.hosts.topology import PLACEMENTS
 START_METHODS = ("fork", "spawn", "forkserver", "default")
 # Flags every task takes (their help is tasks.SHARED_HELP); --quota only where a family has quota
 # points. `plan`, `resume`, `dry_run` and `results_dir` say what to do, not what to measure.
-SHARED_FLAGS = ("cpus", "quota", "placement", "repeat", "start_method", "backend", "base_image",
-                "image", "seed", "hosts", "min_seconds", "partition", "python", "per_node",
-                "max_nodes")
-# Shared flags that configure the backend, not the plan (a cluster's partition, the nodes'
-# Python, trials per node): a backend that takes none ignores them; --resume keeps the run's
+# Shared flags that configure a backend, not the plan (each backend declares and parses its own:
+# lab.backends.Backend.flags): a backend that takes none ignores them; --resume keeps the run's
 # values unless given again, and they never make a plan differ.
-BACKEND_FLAGS = ("partition", "python", "per_node", "max_nodes")
+BACKEND_FLAGS = backends.flag_names()
+SHARED_FLAGS = ("cpus", "quota", "placement", "repeat", "start_method", "backend", "base_image",
+                "image", "seed", "hosts", "min_seconds", *BACKEND_FLAGS)
 
 
 def trial_start_method(method):
@@ -201,39 +201,20 @@ def quota_text(text):
     return str(text) if not isinstance(text, (list, tuple)) else ",".join(map(str, text))
 
 
-# A host name, an address or a ~/.ssh/config alias (aliases may hold '_'); ssh reads the rest.
-_SSH_HOST = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
-                       r"(?P<host>[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])"
-                       r"(?::(?P<port>\d{1,5}))?/?$")
-_CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-LOCAL_HOST = ("local",)
-HOSTS_ALLOWED = ("allowed: local, ssh://[user@]host[:port] (a host or ~/.ssh/config alias), a "
-                 "Docker context name, comma-separated, or @FILE with one host a line")
-
-
 def _host_item(item, source):
-    """One --hosts item checked for form (whether it answers is the backend's to find)."""
-    if item in LOCAL_HOST:  # this machine's engine (DOCKER_HOST or the current context)
-        return item
-    if item.startswith("ssh://"):
-        if re.match(r"^ssh://[^@/]*:[^@/]*@", item):  # never echo what may be a password
-            raise BadInput(f"--hosts{source}: a password in an ssh:// URL is not taken; log in "
-                           f"with a key (ssh://user@host[:port])")
-        match = _SSH_HOST.match(item)
-        if not match or (match["port"] and not 1 <= int(match["port"]) <= 65535):
-            raise BadInput(f"--hosts{source} {item!r}: not an ssh://[user@]host[:port] URL; "
-                           f"{HOSTS_ALLOWED}")
-        return item.rstrip("/")
-    if "://" in item or not _CONTEXT.match(item):
-        raise BadInput(f"--hosts{source} {item!r}: unknown kind of host; {HOSTS_ALLOWED}")
-    return item
+    """One --hosts item checked for form by the backend whose kind it is."""
+    try:
+        return backends.host_item(item, source)
+    except backends.FlagRefused as why:
+        raise BadInput(str(why)) from None
 
 
 def hosts(value):
-    """--hosts: 'local', 'ssh://[user@]host[:port]' or Docker context names, comma-separated, or
-    '@FILE' naming a file of them (one a line or comma-separated; # starts a comment)."""
+    """--hosts: the default host or the host strings a backend takes (backends.hosts_allowed),
+    comma-separated, or '@FILE' naming a file of them (one a line or comma-separated; # starts
+    a comment)."""
     if value in (None, ""):
-        return ["local"]
+        return [backends.DEFAULT_HOST]
     items = []
     for item in list_items("--hosts", value):
         if item.startswith("@"):
@@ -247,7 +228,8 @@ def hosts(value):
             listed = [part.strip() for line in text.splitlines()
                       for part in line.split("#", 1)[0].split(",") if part.strip()]
             if not listed:
-                raise BadInput(f"--hosts @{path}: the file names no host; {HOSTS_ALLOWED}")
+                raise BadInput(f"--hosts @{path}: the file names no host; "
+                               f"{backends.hosts_allowed()}")
             items += [_host_item(part, f" (in {path})") for part in listed]
         else:
             items.append(_host_item(item, ""))
@@ -257,25 +239,12 @@ def hosts(value):
     return items
 
 
-_PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def partition_name(value):
-    """--partition: a partition's name, or '' for the cluster's default partition."""
-    text = "" if value is None else str(value).strip()
-    if text and not _PARTITION.match(text):
-        raise BadInput(f"--partition {value!r}: not a partition name; allowed: letters, digits, "
-                       f"'_', '.' and '-' (or leave it out for the cluster's default partition)")
-    return text
-
-
-def interpreter(value):
-    """--python: the command or path of the Python on the nodes (one word)."""
-    text = "python3" if value in (None, "") else str(value).strip()
-    if not text or any(c.isspace() for c in text) or any(c in text for c in "'\"$`;|&<>"):
-        raise BadInput(f"--python {value!r}: not allowed; allowed: the nodes' interpreter as one "
-                       f"command or path, e.g. python3 or /opt/python/3.13/bin/python3")
-    return text
+def backend_options(values):
+    """Each backend's flags parsed by the backend that takes them."""
+    try:
+        return backends.parse_flags(values)
+    except backends.FlagRefused as why:
+        raise BadInput(str(why)) from None
 
 
 @dataclass
@@ -298,11 +267,9 @@ class SharedOptions:
     flags: dict = field(default_factory=dict)  # each shared flag's value as it came in
     time_limit_s: float = 600.0  # a trial still running then is stopped, recorded failed
     min_seconds: float = 0.2     # the shortest timed section a printed figure may rest on
-    hosts: list = field(default_factory=lambda: ["local"])  # --hosts, each checked for form
-    partition: str = ""          # --partition: a cluster's partition ("" its default)
-    python: str = "python3"      # --python: the interpreter trials run with on a cluster's nodes
-    per_node: int = 1            # --per-node: trials that may share a node at once
-    max_nodes: int | None = None  # --max-nodes: nodes held at once (None: the idle ones)
+    hosts: list = field(default_factory=lambda: [backends.DEFAULT_HOST])  # --hosts, checked for form
+    # {flag: value} of the backends' own flags (BACKEND_FLAGS), each parsed by its backend
+    backend_options: dict = field(default_factory=dict)
 
     def as_dict(self):
         return asdict(self)
@@ -335,14 +302,7 @@ def parse_shared(flags, defaults):
         resume=flags.get("resume"), plan=flags.get("plan"), given=given,
         flags={name: values[name] for name in SHARED_FLAGS},
         hosts=hosts(values.get("hosts")),
-        partition=partition_name(values.get("partition")),
-        python=interpreter(values.get("python")),
-        per_node=positive_int("--per-node", 1 if values.get("per_node") in (None, "")
-                              else values["per_node"]),
-        max_nodes=(None if str(values.get("max_nodes") or "auto").strip() == "auto" else
-                   positive_int("--max-nodes", values["max_nodes"],
-                                "auto (the partition's idle nodes) or a whole number of at "
-                                "least 1")),
+        backend_options=backend_options(values),
         min_seconds=seconds("--min-seconds", values.get("min_seconds") or 0.2, low=0.001, high=600),
     )
     options.flags["hosts"] = ",".join(options.hosts)  # a hosts file's hosts, not its name

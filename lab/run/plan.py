@@ -10,6 +10,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 
+from lab.backends import HOST_PYTHON
 from lab.run.options import BadInput
 
 LIMITS = ("cpuset", "quota")
@@ -50,7 +51,7 @@ class Point:
         """The point's CPUs in words, and its image when a run has several: what every family's
         label starts from."""
         limit = f"quota {self.quota:g}" if self.limit == "quota" else f"cpus {self.cpus}"
-        if self.image and self.image != "local":  # which base (Python) when a run has several
+        if self.image and self.image != HOST_PYTHON:  # which base (Python) when a run has several
             limit += f", on {self.image.rsplit('/', 1)[-1]}"
         if self.host:  # which host, in a run on several
             limit += f", host {self.host}"

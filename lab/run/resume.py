@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from lab import records
-from lab.backends import ImageMismatch, backend_class
+from lab.backends import DEFAULT_HOST, ImageMismatch, backend_class
 from lab.hosts import topology
 from lab.run import folder as runfolder
 from lab.run import runner
@@ -165,7 +165,8 @@ def resume_run(family, shared, given_own, flags, config, say=print):
     recorded = previous.meta.get("flags") or {}  # the run's partition, Python ... unless given
     config = {**config, "backend_options": {
         **{name: recorded[name] for name in BACKEND_FLAGS if recorded.get(name) is not None},
-        **{name: getattr(shared, name) for name in BACKEND_FLAGS if name in shared.given}}}
+        **{name: shared.backend_options[name] for name in BACKEND_FLAGS
+           if name in shared.given}}}
     folder, status = resume(family, previous, config, backend, shared.dry_run, say)
     if status is None:  # --dry-run: the trials it would run are said, nothing ran
         return 0
@@ -196,8 +197,8 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
         # only the hosts with trials left: one that is done may be gone for good
         hosts = list(dict.fromkeys(t.point.host for t in previous.pending))
         backend = connect_backend(backend_flag or wanted, config, say,
-                                  ["local"] if hosts == [""] else hosts,
-                                  several=hosts != [""])  # `local` of --hosts stays `local`
+                                  [DEFAULT_HOST] if hosts == [""] else hosts,
+                                  several=hosts != [""])  # the default host of --hosts stays
         if backend.name != wanted:
             raise BadInput(f"--resume {run}: the backend differs from the run's: the run ran on "
                            f"{wanted}, {backend.name} is what answers here")
@@ -279,8 +280,7 @@ def _remove_leftovers(backend, run, say):
         say(f"WARNING: could not look for trials left by run {run}: {error}")
         return
     if removed:
-        say(f"removed {removed} container(s) left behind by run {run} "
-            f"(label {runner.RUN_LABEL}={run})")
+        say(backend.removed_phrase(run, removed))
 
 
 def _cut_off_count(previous, pending):

@@ -347,7 +347,7 @@ class _Lanes:
             with self.creating:
                 pass
         self.stop.set()
-        stopped = _stop_run_containers(self.backend if self.alone is None else self.alone,
+        stopped = _stop_run_trials(self.backend if self.alone is None else self.alone,
                                        self.folder, say)
         _join_all(self.threads, 30)
         return stopped
@@ -391,13 +391,13 @@ def _host_reason(error, member):
     return text
 
 
-def _stop_run_containers(backend, folder, say):
-    """Kill and remove what this run still has running (by its label); one phrase for the user."""
+def _stop_run_trials(backend, folder, say):
+    """Stop what this run still has running (the backend finds it by the run's id); one phrase
+    for the user."""
     try:
         stopped = backend.stop_all(folder.run_id)
     except Exception as error:  # noqa: BLE001
-        return (f"could not stop the run's containers ({_reason(error, backend)}); look for "
-                f"label {RUN_LABEL}={folder.run_id}")
+        return backend.stop_failed_phrase(folder.run_id, _reason(error, backend))
     return backend.stopped_phrase(folder.run_id, stopped)
 
 

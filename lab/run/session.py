@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab import records
-from lab.backends import BackendUnavailable, choose_backend
+from lab.backends import DEFAULT_HOST, BackendUnavailable, choose_backend, on_default_host
 from lab.hosts import facts
 from lab.run import folder as runfolder
 from lab.run import runner, system_checks
@@ -47,16 +47,16 @@ def _silent(*_args, **_kwargs):
 
 # --- a backend and its images ----------------------------------------------------------------------
 
-def connect_backend(name, config, say=print, hosts=("local",), several=False):
-    """The backend for `--backend name` (auto, docker, local) on `hosts` (--hosts; `several`:
-    a --hosts run even with `local` alone, its records labelled `local`), or BadInput saying
-    what to do."""
+def connect_backend(name, config, say=print, hosts=(DEFAULT_HOST,), several=False):
+    """The backend for `--backend name` on `hosts` (--hosts; `several`: a --hosts run even
+    with the default host alone, its records labelled with it), or BadInput saying what to
+    do."""
     try:
         return choose_backend(name, config, say=say, hosts=hosts, several=several)
     except BackendUnavailable as why:
-        if list(hosts or ["local"]) != ["local"]:
+        if not on_default_host(hosts):
             raise BadInput(f"--hosts: {why}") from None
-        hint = "start dockerd, or use --backend local" if why.hint is None else why.hint
+        hint = why.advice()
         raise BadInput(f"--backend {name}: {why}{'; ' + hint if hint else ''}") from None
 
 
@@ -82,10 +82,7 @@ def check_quota(shared, backend, family):
     if shared.quota and not family.uses_quota:
         raise BadInput(f"--quota: `invoke {family.name}` has no quota points")
     if shared.quota and not backend.supports_quota:
-        if shared.backend == backend.name:
-            raise BadInput("--quota needs containers: a CPU quota cannot be set on a host "
-                           "process; use --backend docker or auto")
-        raise BadInput("--quota needs the docker backend, and no Docker engine answers")
+        raise BadInput(backend.quota_refusal(by_name=shared.backend == backend.name))
 
 
 def dry_run(plan, estimate, label, say=print, backend=None):
@@ -349,7 +346,7 @@ def plan_for_backend(plan, path, backend, base_image, hosts=None):
     for point in plan.points:
         if point.host not in host_cpus:
             raise BadInput(f"--plan {path}: point {point.point_id} ran on host "
-                           f"{point.host or 'local'}, which this run does not have; pass "
+                           f"{point.host or DEFAULT_HOST}, which this run does not have; pass "
                            f"--hosts to say where the plan runs")
         usable = {c.id for c in host_cpus[point.host]}
         missing = sorted(set(point.cpuset) - usable)

@@ -6,7 +6,7 @@ family's by the family), then one of three paths, each ending in the report and 
 """
 
 from lab.backends import BackendUnavailable
-from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, BadInput, chosen, parse_shared, seconds
+from lab.run.options import SHARED_FLAGS, BadInput, chosen, parse_shared, seconds
 from lab.run.resume import resume_run
 from lab.run.session import new_run, rerun_plan
 
@@ -47,7 +47,7 @@ def run_family(family, flags, config, say=print):
     shared, options, given, values = parse_flags(family, flags, config)
     lab_config = {**config.get("lab", {}), "results_dir": shared.results_dir,
                   "trial_time_limit_s": trial_time_limit(config.get("lab", {})),
-                  "backend_options": {name: getattr(shared, name) for name in BACKEND_FLAGS}}
+                  "backend_options": dict(shared.backend_options)}
     if shared.resume is not None:  # `--resume ''` is refused, never ignored
         try:
             return resume_run(family, shared, given, flags, lab_config, say)
