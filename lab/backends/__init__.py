@@ -71,134 +71,87 @@ class TrialOutcome:
     extra: dict = field(default_factory=dict)  # backend-specific record fields (slurm: node, job)
 
 
-class Backend:
-    """What the run machinery needs of a place that runs trials.
-
-    name                   "docker" | "local" (recorded with every trial)
-    trial_overhead_s       rough seconds a trial costs beyond its work (estimates only)
-    supports_quota         whether a CFS quota can be set on a trial
-    cpus()                 the CPUs (hosts.topology.Cpu) of the host trials run on
-    host_facts()           what meta.json records of that host
-    describe()             what meta.json records of the backend itself
-    plan_images(bases, image)      the names points carry, without building anything
-    prepare_images(bases, image, say)  build or reuse the trial images; returns those names
-    use_recorded_images(images, names, run)  --resume: the very images of the run, or ImageMismatch
-    image_for_rerun(recorded, base_image)    the image a point of another run's plan runs on here
-    image_info(name)       id, tag, base, python of the image a point names
-    run(spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome
-    stop_all(run_id)       stop whatever this run still has running; returns how many
-    stopped_phrase(run_id, count)  those stops in words, for the interrupt message
-    stop_failed_phrase(run_id, why)  stop_all raised: what is left and how to find it, in words
-    engine_gone()          the backend's engine stopped answering (the run fails, no record)
-    close()                release connections
-
-    Several hosts (--hosts) are lanes the runner runs side by side, one trial at a time each:
-    lane_of(point)         which lane runs the point (None: the one lane of a single host)
-    on_lane(lane)          the Backend that runs that lane's trials
-    host_of(lane, default) the host name that lane's records carry
-    lane_group(lane)       lanes of one group run one after another (hosts on one machine)
-    host_cpus()            {point.host: that host's CPUs}, what each host's points are made on
-    run_meta()             what meta.json adds (e.g. "hosts": a facts block per host)
-    use_recorded(meta, names, run)  --resume: use_recorded_images from the run's meta.json
-
-    What the user types for it, declared by the class (asked before anything connects):
-    flags                  its BackendFlags (e.g. slurm's --partition), parsed by the class
-    host_forms             the --hosts strings it takes, in words ("" for none)
-    host_item(item, source, allowed)  one --hosts item in its form, None when not its kind
-    refusal(error)         (REFUSED or FAILED, one line) for an error of its own, else None
-    quota_refusal(by_name) why a --quota cannot run here, in words
-    removed_phrase(run_id, count)  what --resume removed that a killed run left, in words
-    """
-    name = ""
-    engine_words = "the backend"  # what stops answering when the run fails ("the Docker engine")
-    trial_overhead_s = 0.5
-    supports_quota = False
-    flags = ()
-    host_forms = ""
+class UserInput:
+    """What the user types for a backend, declared by its class and asked before anything
+    connects (lab.run.options, lab.commands.refusal)."""
+    flags = ()       # its BackendFlags (e.g. slurm's --partition), each parsed by the class
+    host_forms = ""  # the --hosts strings it takes, in words ("" for none)
 
     @staticmethod
     def host_item(item, source, allowed):
+        """One --hosts item in its form, None when not its kind, FlagRefused when malformed."""
         return None
 
     @staticmethod
     def refusal(error):
+        """(REFUSED or FAILED, one line) for an error of its own, else None."""
         return None
 
-    @staticmethod
-    def quota_refusal(by_name):
-        """`by_name`: the backend was asked for by name (else auto fell back to it)."""
-        if by_name:
-            return ("--quota needs containers: a CPU quota cannot be set on a host process; "
-                    "use --backend docker or auto")
-        return "--quota needs the docker backend, and no Docker engine answers"
 
-    def removed_phrase(self, run_id, count):
-        return (f"removed {count} container(s) left behind by run {run_id} "
-                f"(label {RUN_LABEL}={run_id})")
-
-    def __init__(self, config):
-        self.config = config
-        # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
-        self.uninterruptible = contextlib.nullcontext
+class HostInfo:
+    """The host trials run on: its CPUs (what points are made on) and what meta.json records."""
 
     def cpus(self):
+        """The CPUs (hosts.topology.Cpu) of the host trials run on."""
         from lab.hosts import topology
         return topology.read_cpus()
 
     def host_facts(self):
+        """What meta.json records of that host."""
         from lab.hosts import facts
         return facts.host(self.cpus())
 
     def describe(self):
+        """What meta.json records of the backend itself."""
         raise NotImplementedError
+
+
+class TrialArtifact:
+    """What a trial runs: a trial image (docker), this host's Python (local), the code staged
+    for a cluster's nodes (slurm). Points carry its name (plan.Point.image)."""
 
     @staticmethod
     def plan_images(bases, image=None):
+        """The names points carry, without building anything."""
         raise NotImplementedError
 
     def prepare_images(self, bases, image=None, say=print):
+        """Build, reuse or stage the artifact; returns the names points carry."""
         raise NotImplementedError
 
     def use_recorded_images(self, recorded, names, run):
+        """--resume: the very artifact the run used, or ImageMismatch."""
         raise NotImplementedError
 
+    def use_recorded(self, meta, names, run):
+        """--resume: use_recorded_images from the run's meta.json."""
+        return self.use_recorded_images(meta.get("images") or {}, names, run)
+
     def image_for_rerun(self, recorded, base_image):
+        """The name a point of another run's plan (--plan) runs on here."""
         raise NotImplementedError
 
     def image_info(self, name=None):
+        """id, tag, base, python of the artifact a point names."""
         raise NotImplementedError
 
+
+class TrialRunner:
+    """Running and stopping trials."""
+    engine_words = "the backend"  # what stops answering when the run fails ("the Docker engine")
+    trial_overhead_s = 0.5  # rough seconds a trial costs beyond its work (estimates only)
+    supports_quota = False  # whether a CFS quota can be set on a trial
+
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
+        """One trial -> TrialOutcome."""
         raise NotImplementedError
 
     def stop_all(self, run_id):
+        """Stop whatever this run still has running; returns how many."""
         return 0
 
-    def lane_of(self, point):
-        return None
-
-    def on_lane(self, lane):
-        return self
-
-    def host_of(self, lane, default):
-        return default
-
-    def lane_group(self, lane):
-        return lane
-
-    def host_words(self, lane):
-        return "the host"
-
-    def host_cpus(self):
-        return {"": self.cpus()}
-
-    def run_meta(self):
-        return {}
-
-    def use_recorded(self, meta, names, run):
-        return self.use_recorded_images(meta.get("images") or {}, names, run)
-
     def stopped_phrase(self, run_id, count):
+        """Those stops in words, for the interrupt message."""
         return "the trial in flight is stopped"
 
     def stop_failed_phrase(self, run_id, why):
@@ -206,11 +159,81 @@ class Backend:
         return (f"could not stop the run's containers ({why}); look for label "
                 f"{RUN_LABEL}={run_id}")
 
+    def removed_phrase(self, run_id, count):
+        """What --resume removed that a killed run left behind, in words."""
+        return (f"removed {count} container(s) left behind by run {run_id} "
+                f"(label {RUN_LABEL}={run_id})")
+
+    @staticmethod
+    def quota_refusal(by_name):
+        """Why a --quota cannot run here, in words; `by_name`: the backend was asked for by
+        name (else auto fell back to it)."""
+        if by_name:
+            return ("--quota needs containers: a CPU quota cannot be set on a host process; "
+                    "use --backend docker or auto")
+        return "--quota needs the docker backend, and no Docker engine answers"
+
     def engine_gone(self):
+        """Whether what runs its trials stopped answering (the run fails, no record)."""
         return False
 
     def close(self):
-        pass
+        """Release connections."""
+
+
+class Lanes:
+    """Trials side by side: the runner runs each lane one trial at a time, lanes in parallel.
+    A single host is one lane (None)."""
+
+    def lane_of(self, point):
+        """Which lane runs the point (None: the one lane of a single host)."""
+        return None
+
+    def on_lane(self, lane):
+        """The Backend that runs that lane's trials."""
+        return self
+
+    def host_of(self, lane, default):
+        """The host name that lane's records carry."""
+        return default
+
+    def lane_group(self, lane):
+        """Lanes of one group run one after another (hosts on one machine)."""
+        return lane
+
+    def host_words(self, lane):
+        return "the host"
+
+    def host_cpus(self):
+        """{point.host: that host's CPUs}, what each host's points are made on."""
+        return {"": self.cpus()}
+
+    def run_meta(self):
+        """What meta.json adds (e.g. "hosts": a facts block per host)."""
+        return {}
+
+
+class Backend(UserInput, HostInfo, TrialArtifact, TrialRunner, Lanes):
+    """What the run machinery needs of a place that runs trials: five small interfaces, each
+    implemented once in the backend's own file (docker, local, slurm, multihost):
+
+    UserInput      its flags, --hosts strings and errors, asked before anything connects
+    HostInfo       cpus(), host_facts(), describe()
+    TrialArtifact  what a trial runs: plan_images, prepare_images, use_recorded(_images),
+                   image_for_rerun, image_info
+    TrialRunner    run(spec, cpuset, quota, time_limit_s, labels, image) -> TrialOutcome,
+                   stop_all(run_id) and its phrases, engine_gone(), close()
+    Lanes          lane_of, on_lane, host_of, lane_group, host_words, host_cpus, run_meta
+
+    `name` ("docker", "local", "slurm") is recorded with every trial and is no one's to branch
+    on outside lab/backends.
+    """
+    name = ""
+
+    def __init__(self, config):
+        self.config = config
+        # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
+        self.uninterruptible = contextlib.nullcontext
 
 
 def outcome_from(stdout, stderr, exit_code, timed_out, oom_killed, host_seconds, time_limit_s):
