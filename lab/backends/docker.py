@@ -14,10 +14,12 @@ import requests
 from lab.backends import (HOST_PYTHON, PID_LABEL, RUN_LABEL, Backend, BackendUnavailable,
                           ImageMismatch, outcome_from)
 from lab.backends import docker_input, ssh_tunnel
+from lab.experiments.project import PROJECT_ENV
 from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
                                 image_on_host, image_tag, offline_suite)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
+PROJECT_MOUNT = "/project"  # where a trial sees the user's folder (--command, --target)
 
 
 def connect(timeout_s=5):
@@ -176,6 +178,8 @@ class DockerBackend(Backend):
         self._probed = None   # what the probe container saw there, its boot id among it
         self._guess = None    # before any probe: whether the engine's kernel and CPUs are ours
         self._here = None     # whether a dockerd of this kernel holds its socket
+        self.project = None   # the user's folder its trials see read-only (share_project)
+        self.trial_user = TRIAL_USER  # the folder's owner once one is shared (not root)
 
     @property
     def where(self):
@@ -357,14 +361,29 @@ class DockerBackend(Backend):
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
-            "user": TRIAL_USER,
+            "user": self.trial_user,
             "labels": {PID_LABEL: str(os.getpid()), **(labels or {})},
         }
+        if self.project is not None:  # the user's code: read-only, where the trial starts it
+            options["volumes"] = {self.project: {"bind": PROJECT_MOUNT, "mode": "ro"}}
+            options["environment"] = {PROJECT_ENV: PROJECT_MOUNT}
         if cpuset is not None:  # None: every CPU of the host (its probe)
             options["cpuset_cpus"] = ",".join(str(c) for c in cpuset)
         if quota is not None:
             options["nano_cpus"] = int(round(quota * 1e9))  # Docker's --cpus; never with cpu_quota
         return options
+
+    def share_project(self, path):
+        """Show the user's folder `path` to every trial, read-only at PROJECT_MOUNT (--command,
+        --target). An engine on another machine cannot see this machine's files: refused."""
+        if self.remote:
+            raise BackendUnavailable(f"{self.where} runs on another machine, which cannot see "
+                                     f"{path}; allowed: your own code on this machine's engine "
+                                     f"(--hosts local), --backend local, or slurm")
+        self.project = path
+        owner = os.stat(path)
+        if owner.st_uid != 0:  # the folder's owner reads it as on this machine; never root
+            self.trial_user = f"{owner.st_uid}:{owner.st_gid}"
 
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         started = time.perf_counter()

@@ -13,6 +13,7 @@ import time
 from lab.backends import HOST_PYTHON, Backend, BackendUnavailable, ImageMismatch, outcome_from
 
 from lab.package_files import PROJECT_ROOT
+from lab.experiments.project import PROJECT_ENV
 
 
 class LocalBackend(Backend):
@@ -48,6 +49,12 @@ class LocalBackend(Backend):
     def image_info(self, name=None):
         return {"id": "local", "tag": None, "base": None, "python": platform.python_version()}
 
+    project = None  # the user's folder its trials start the user's code in (share_project)
+
+    def share_project(self, path):
+        """Trials of --command/--target start the user's code in `path` (this machine's own)."""
+        self.project = path
+
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         if quota is not None:
             raise BackendUnavailable("the local backend cannot apply a CPU quota; use --backend docker")
@@ -59,6 +66,7 @@ class LocalBackend(Backend):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=lambda: os.sched_setaffinity(0, cpus),
             cwd=PROJECT_ROOT,
+            env=None if self.project is None else {**os.environ, PROJECT_ENV: self.project},
             start_new_session=True,  # Ctrl-C reaches the lab, which then stops the trial itself
         )
         timed_out = False

@@ -117,8 +117,12 @@ def _families_help(name):
 def scale(c, cpus=None, quota=None, variants=None, workers=None, work=None, repeat=None,
           placement=None, start_method=None, backend=None, base_image=None, image=None,
           seed=None, min_seconds=None, results_dir=None, dry_run=False, resume=None, plan=None,
-          hosts=None, partition=None, python=None, per_node=None, max_nodes=None, format=None):
-    """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers."""
+          hosts=None, partition=None, python=None, per_node=None, max_nodes=None, format=None,
+          command=None, target=None, mount=None, requirements=None):
+    """CPU-bound speedup curves (strong and weak) from 1 to N CPUs, in pinned containers.
+
+    The tutorial's task, or your own: --command "python3 prog.py --workers {workers}" or
+    --target my_work.py:crunch."""
     _family(c, "scale", locals().copy())
 
 

@@ -35,6 +35,8 @@ EXPERIMENTS = {
     "ipc": "lab.experiments.ipc",
     "probe": "lab.experiments.probe",
     "lessons": "lab.experiments.lessons",
+    "command": "lab.experiments.command",  # the user's own program (invoke scale --command)
+    "target": "lab.experiments.target",    # the user's own function (invoke scale --target)
 }
 
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from lab.experiments.scaling import USER_VARIANTS
-from lab.families import Family, FamilyOptions
+from lab.families import Family, FamilyOptions, scale_own
 from lab.hosts import topology
 from lab.run import options as parse
 from lab.run.options import BadInput
@@ -29,6 +29,7 @@ class ScaleOptions(FamilyOptions):
     work: object            # 'auto', 'seed' or iterations
     target_seconds: float   # what --work auto aims one worker's trial at
     ceiling: bool = False   # the measured ceiling beside the variants (the default run's)
+    own: object = None      # scale_own.OwnCode: the user's --command or --target, else None
 
 
 
@@ -42,6 +43,7 @@ class ScaleFamily(Family):
                     "adds ceiling: N pinned spinners, what N CPUs deliver)",
         "workers": "worker counts per CPU count: cpus (= CPUs), default (Pool()'s own), or numbers",
         "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations",
+        **scale_own.FLAGS,
     }
     plan_flags = ("variants", "workers", "work")
     uses_quota = True
@@ -69,6 +71,14 @@ class ScaleFamily(Family):
         # --variants given runs what it names.
         if flags.get("variants") is None and "ceiling" not in options.variants:
             options.ceiling = True
+        # The user's own program or function (scale_own) runs the same points as the task.
+        options.own = scale_own.parse(flags, options.work,
+                                      options.variants if flags.get("variants") else None)
+        if options.own is not None:
+            if flags.get("variants") is None and options.own.experiment == "command":
+                options.variants = ["strong"]
+            scale_own.check_variants(options.own, options.variants)
+            options.ceiling = False  # the tutorial's spinners count iterations, not your units
         return options
 
     # --- before the plan ---------------------------------------------------------------------
@@ -76,6 +86,8 @@ class ScaleFamily(Family):
     def prepare(self, options, backend, cpus, images, say, dry_run=False):
         """The work of every trial: given, the tutorial's, or calibrated by one pinned trial so
         one worker's trial takes about target_seconds. Returns {"calibration": {...}}."""
+        if options.own is not None:
+            return scale_own.prepare(options.own, options, backend, cpus, images, say, dry_run)
         work = options.work
         calibration = {"mode": work if isinstance(work, str) else "given"}
         if work == "seed":
@@ -122,17 +134,20 @@ class ScaleFamily(Family):
         counts = parse.cpu_counts(shared.cpus, len(cpus))
         quotas = parse.quotas(shared.quota, len(cpus))
         work = self._work(options, prepared)
+        own = options.own
+        experiment = own.experiment if own else self.experiment
+        own_params = own.params() if own else {}
         points = []
 
         def add(variant, count, workers, image, quota=None):
             cpuset = (topology.cpuset_for(count, cpus, shared.placement) if quota is None
                       else [c.id for c in cpus])
             point = make_point(
-                experiment=self.experiment, variant=variant,
+                experiment=experiment, variant=variant,
                 limit="quota" if quota else "cpuset",
                 cpus=count if quota is None else len(cpus), cpuset=cpuset, quota=quota,
                 placement=shared.placement, workers=workers, start_method=shared.start_method,
-                params={"work": work}, image=image)
+                params={"work": work, **own_params}, image=image)
             if point not in points:
                 points.append(point)
 
@@ -145,7 +160,8 @@ class ScaleFamily(Family):
             if point not in points:
                 points.append(point)
 
-        ceiling_work = max(1000, work // max(counts or [1]))  # a spinner's trial: strong's shortest
+        # a spinner's trial: strong's shortest (a command without {work} has no ceiling)
+        ceiling_work = max(1000, (work or 0) // max(counts or [1]))
         for image in images:
             for variant in options.variants:
                 if variant == "ceiling":
@@ -161,7 +177,7 @@ class ScaleFamily(Family):
                         add(variant, len(cpus), math.ceil(quota) if workers == "cpus" else
                             None if workers == "default" else workers, image, quota=quota)
             from lab.analysis.scaling import STRONG_VARIANTS
-            if any(v in STRONG_VARIANTS for v in options.variants):
+            if any(v in STRONG_VARIANTS for v in options.variants) and experiment != "command":
                 add("serial", 1, 1, image)
             # The ceiling: one spinner per CPU, each pinned; only where some count exceeds 1
             # (at 1 CPU it is 1 by definition).
@@ -174,6 +190,8 @@ class ScaleFamily(Family):
     def _work(options, prepared):
         """Iterations per trial: the run's calibrated or given work (a resumed run's own)."""
         calibration = prepared.get("calibration") or {}
+        if options.own is not None and not options.own.uses_work():
+            return None  # a command without {work}
         if options.work == "seed":
             return SEED_WORK
         if options.work == "auto":
@@ -184,6 +202,9 @@ class ScaleFamily(Family):
         return options.work
 
     def estimate(self, point, prepared):
+        own = scale_own.estimate(point, prepared)
+        if own is not None:
+            return own
         calibration = prepared.get("calibration") or {}
         rate = calibration.get("iterations_per_second") or NOMINAL_ITERATIONS_PER_SECOND
         if calibration.get("mode") == "auto" and "iterations_per_second" not in calibration:
@@ -199,25 +220,30 @@ class ScaleFamily(Family):
 
     def point_label(self, point):
         workers = "Pool() default" if point.workers is None else point.workers
-        return f"{self.experiment} {point.variant}, {point.where()}, workers {workers}"
+        return f"{point.experiment} {point.variant}, {point.where()}, workers {workers}"
 
     # --- analysis and report -----------------------------------------------------------------
 
     def summarize(self, trials):
         from lab.analysis.scaling import scaling_summary
-        return scaling_summary(trials[trials["experiment"] == self.experiment])
+        return scaling_summary(self._measured(trials))
 
     def section(self, trials, summary, out, meta, say):
         from lab.present.scaling_report import scaling_section
-        return scaling_section(trials[trials["experiment"] == self.experiment], summary, out,
-                               meta, say)
+        return scaling_section(self._measured(trials), summary, out, meta, say)
 
     def warnings(self, trials, summary):
         from lab.analysis.scaling import off_cpu
         from lab.analysis.ceiling import ceiling_warnings
-        scaling = trials[trials["experiment"] == self.experiment]
+        scaling = self._measured(trials)
         found = off_cpu(scaling, self.row_label)
         return ([found] if found else []) + ceiling_warnings(summary)
+
+    def _measured(self, trials):
+        """The run's trials of the tutorial's task, or of the user's program or function
+        (scale_own), under one experiment name: the analysis and charts are the same."""
+        mine = trials[trials["experiment"].isin([self.experiment, *scale_own.EXPERIMENTS])]
+        return mine.assign(experiment=self.experiment)
 
     def facts(self, meta):
         calibration = meta.get("calibration")
