@@ -1,4 +1,5 @@
-"""`invoke TASK --resume RUN`: finish an interrupted or failed run from its own files.
+"""`invoke TASK --resume RUN`: finish an interrupted or failed run from its own files; the way into
+the one path (lab.run.carry) whose plan is the run's own and whose folder is the run's.
 
 Reads meta.json, plan.json and raw.jsonl (every line validated), refuses in one line a run of
 another task, another backend, a trial image whose id differs from the run's (or is gone), or a
@@ -23,9 +24,8 @@ from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, BadInput, parse_shared
 from lab.run.plan import Plan, plan_of
 from lab.run.progress import format_duration
 from lab.run.sizing import Sizing
-from lab.run.session import (connect_backend, estimator, finish, host_points,
-                             interrupted_before_trials,
-                             run_trials, signals_caught)
+from lab.run.carry import (connect_backend, estimator, finish, host_points,
+                           interrupted_before_trials, run_trials, signals_caught)
 
 
 @dataclass

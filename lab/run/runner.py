@@ -5,7 +5,7 @@ Ctrl-C or SIGTERM stops the run's trial in flight (its containers, by the run's 
 as failed ("interrupted ..."), marks the run interrupted; a second signal does not cut that
 cleanup short, and a signal that arrives while a record is being written waits until it is
 written. The Docker engine going away or the disk filling up ends the run as failed, with the
-reason in one line. Finished records are never touched; lab.run.session says how to resume.
+reason in one line. Finished records are never touched; lab.run.carry says how to resume.
 """
 
 import contextlib
@@ -131,7 +131,7 @@ def execute(plan, backend, folder, host_name, time_limit_s, estimate, say=print,
     status (and why it failed) in meta.json. Returns the status: complete, interrupted, failed.
 
     `estimate(point)`: seconds of one trial, for the time left; `label(point)`: the point in
-    words. `guard`: a SignalGuard the caller installed earlier (lab.run.session does, so that a
+    words. `guard`: a SignalGuard the caller installed earlier (lab.run.carry does, so that a
     signal while the run folder is being set up is caught too); by default execute installs its
     own. A single host is one lane (`_Lanes`)."""
     done = set(done)

@@ -1,8 +1,11 @@
 """What a family's task does: its flags become options (the shared ones parsed once, the
-family's by the family), then one of three paths, each ending in the report and an exit status
-(0 complete, 3 some measured trials failed, 130 interrupted, 1 failed):
+family's by the family), then one way into the one path (lab.run.carry: backend, points, the
+trials into a run folder, the report, an exit status: 0 complete, 3 some measured trials failed,
+130 interrupted, 1 failed). The ways differ only in where the plan and the folder come from:
 
-  a new run (session.new_run), --resume RUN (resume.resume_run), --plan FILE (session.rerun_plan).
+  a new run       the flags -> a plan -> a new folder            (session.new_run)
+  --plan FILE     another run's plan.json -> a new folder         (session.rerun_plan)
+  --resume RUN    the run's own plan, minus what is recorded -> the run's folder (resume.resume_run)
 """
 
 from lab.backends import BackendUnavailable
