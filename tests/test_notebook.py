@@ -1,8 +1,10 @@
 """The example notebook (notebooks/own_code.ipynb, the tutorial of the Python API) executed
 headless as a user's Jupyter would run it (nbclient and an ipykernel), in a copy of its folder so
-its run lands in that copy's results/: every cell runs without an error, and its outputs are what
-the notebook promises (a DataFrame's table, a chart's image, the run's report, one-line errors)."""
+its runs land in that copy's results/: every cell runs without an error, and its outputs are what
+the notebook promises (a DataFrame's table, a chart's image, the run's report, one-line errors),
+a function of a file beside the notebook (my_work.py:crunch) measured with target=."""
 
+import json
 import shutil
 
 import pytest
@@ -34,9 +36,14 @@ def test_the_example_notebook_runs_and_shows_a_table_a_chart_and_the_report(tmp_
     htmls = [o["data"]["text/html"] for o in every if "text/html" in o.get("data", {})]
     assert any("<table" in page and "median_s" in page for page in htmls)  # run.summary
     assert any("image/png" in o.get("data", {}) for o in every)           # run.charts[...]
-    [run_folder] = [path for path in (folder / "results").iterdir()       # ./results, the cwd's
-                    if (path / "meta.json").exists() and not path.is_symlink()]
+    runs = sorted(path for path in (folder / "results").iterdir()         # ./results, the cwd's
+                  if (path / "meta.json").exists() and not path.is_symlink())
+    assert len(runs) == 2  # the tutorial's task, then my_work.py:crunch
+    run_folder, own = runs
     assert any(f"Run {run_folder.name}" in page and "data:image/png" in page for page in htmls)
+    own_trials = [json.loads(line) for line in (own / "raw.jsonl").read_text().splitlines()]
+    assert own_trials and all(t["ok"] and t["experiment"] == "target" for t in own_trials)
+    assert sum("<table" in page and "median_s" in page for page in htmls) == 2
     streams = "".join(o.get("text", "") for o in every if o.output_type == "stream")
     assert "[1/" in streams and "round" in streams                         # progress, per trial
     assert "error: --cpus 'two'" in streams                                # the one line
