@@ -87,24 +87,33 @@ def test_bad_input_is_one_line_and_exit_2(installed):
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
 
 
+CONTEXT = ("import hashlib, tarfile; from lab.backends import image; "
+           "tar = tarfile.open(fileobj=image._build_context('base')); "
+           "print([(m.name, m.mode, m.uid, m.gid, "
+           "hashlib.sha256(tar.extractfile(m).read()).hexdigest()) for m in tar.getmembers()])")
+
+
 def test_the_installed_package_builds_the_checkouts_image(installed, trial_image, engine):
-    """The build context of the install (its Dockerfile and trial code) is the checkout's: the
-    engine builds it, under a throwaway tag, into the very image the checkout built."""
+    """What the install sends the engine (its Dockerfile and trial code) is the checkout's, file
+    by file, under the same digest tag; and the engine builds it (under a throwaway tag: the
+    Dockerfile imports the trial code in the image, so a missing file fails the build)."""
     bin_dir, work = installed
+    ours = run([sys.executable, "-c", CONTEXT], cwd=PROJECT_ROOT)
+    theirs = run([bin_dir / "python", "-c", CONTEXT], cwd=work)
+    assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
+    assert theirs.stdout == ours.stdout and "lab/experiments/__main__.py" in theirs.stdout
     tag = f"multicore-lab-install-test:{trial_image.tag.partition(':')[2]}"
     code = ("import docker; from lab.backends import image; c = docker.from_env(); "
             f"print(image.image_tag({BASE_IMAGE!r})); "
             f"image._build(c, {BASE_IMAGE!r}, {tag!r}, False, lambda *_: None); "
-            f"print(c.images.get({tag!r}).id)")
+            f"print(c.images.get({tag!r}).labels['multicore-lab.base'])")
     try:
         done = run([bin_dir / "python", "-c", code], cwd=work)
         assert done.returncode == 0, done.stderr[-2000:]
-        digest_tag, image_id = done.stdout.split()
-        assert digest_tag == trial_image.tag
-        assert image_id == trial_image.id
+        assert done.stdout.split() == [trial_image.tag, BASE_IMAGE]
     finally:
         try:
-            engine.images.remove(tag)  # the tag only: the image is the checkout's
+            engine.images.remove(tag)  # the tag only
         except Exception:  # noqa: BLE001 (nothing was tagged when the build failed)
             pass
 
