@@ -59,6 +59,9 @@ def test_a_run_from_python_is_a_run_folder_with_dataframes_charts_and_a_report(
     assert again.path == run.path and again.summary.equals(run.summary)
     assert lab.load("latest").path == run.path
 
+    redrawn = lab.report(run.run_id)  # summary, charts and report drawn again from raw.jsonl
+    assert redrawn.path == run.path and redrawn.summary.equals(run.summary)
+
     resumed = lab.scale(resume=run.run_id)  # nothing missing: nothing runs, same folder
     assert resumed.path == run.path and len(resumed.trials) == len(run.trials)
 
