@@ -14,7 +14,7 @@ from pathlib import Path
 FORMATS = ("text", "json")
 HELP = ("text (default) or json: the run's summary as JSON on stdout, the human output on stderr "
         "(for scripts and CI)")
-# session.perform says this once the run folder exists (lab.api reads the run's folder from it)
+# lab.run says this once the run folder exists (lab.api reads the run's folder from it)
 RUN_LINE = re.compile(r"^run (?P<run_id>\S+): .*; results in (?P<path>.+)$")
 
 
@@ -52,6 +52,11 @@ class RunWatcher:
         self.resume = resume
         self.say = say
         self.path = None
+        self.before = self._folders()  # should the line ever read otherwise: the new folder
+
+    def _folders(self):
+        root = Path(self.results_dir)
+        return {p for p in root.iterdir() if (p / "meta.json").exists()} if root.is_dir() else set()
 
     def __call__(self, *args, **kwargs):
         (self.say or print)(*args, **kwargs)
@@ -68,7 +73,8 @@ class RunWatcher:
         if self.resume:
             from lab.run.folder import resolve
             return resolve(self.results_dir, self.resume).path
-        return None
+        new = sorted(self._folders() - self.before)
+        return new[-1].resolve() if len(new) == 1 else None
 
     def run_json(self, task, exit_status, flags=None):
         folder = self.folder()
