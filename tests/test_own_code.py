@@ -262,3 +262,37 @@ def test_bad_own_code_is_refused_in_one_line_and_nothing_is_written(tmp_path, ar
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "Traceback" not in done.stdout + done.stderr
     assert not (project / "results").exists()
+
+
+# --- requirements ------------------------------------------------------------------------------
+
+def test_requirements_go_into_a_derived_image_built_from_wheels_fetched_here(tmp_path):
+    """six (one small pure-Python wheel from PyPI): installed into multicore-lab-req:<digest>
+    from wheels pip fetched on this machine; the trial imports it; a second run reuses it."""
+    project = _project(tmp_path, {"requirements.txt": "six==1.16.0\n", "uses_six.py": """
+        import six
+        def crunch(n):
+            return n if six.PY3 else 0
+    """})
+    args = ("--target", "uses_six.py:crunch", "--requirements", "requirements.txt", "--cpus",
+            "1", "--variants", "strong", "--work", "1000", "--repeat", "1", "--backend",
+            "docker")
+    first = _lab(*args, cwd=project)
+    assert first.returncode == 0, first.stderr[-2000:]
+    tags = {r["image_tag"] for r in _records(_runs(project / "results")[0])}
+    assert len(tags) == 1 and tags.pop().startswith("multicore-lab-req:")
+    second = _lab(*args, cwd=project)
+    assert second.returncode == 0 and "(reused)" in second.stdout
+
+
+def test_requirements_that_do_not_install_are_refused_with_pips_last_error_line(tmp_path):
+    project = _project(tmp_path, {"my_work.py": CRUNCH,
+                                  "requirements.txt": "no-such-package-mcl-x==9.9\n"})
+    for backend, message in (("docker", "pip could not install them: ERROR: No matching "
+                                        "distribution found for no-such-package-mcl-x==9.9"),
+                             ("local", "lacks no-such-package-mcl-x; install them there")):
+        done = _lab("--target", "my_work.py:crunch", "--requirements", "requirements.txt",
+                    "--backend", backend, "--cpus", "1", "--repeat", "1", cwd=project)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+        assert not (project / "results").exists()

@@ -385,6 +385,13 @@ class DockerBackend(Backend):
         if owner.st_uid != 0:  # the folder's owner reads it as on this machine; never root
             self.trial_user = f"{owner.st_uid}:{owner.st_gid}"
 
+    def add_requirements(self, requirements, say=print):
+        """Every trial image with `requirements` installed (lab.backends.requirements_image:
+        wheels fetched on this machine, a derived image cached by their digest)."""
+        from lab.backends.requirements_image import derived_image
+        self.images = {name: derived_image(self.client, info, requirements, say)
+                       for name, info in self.images.items()}
+
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         started = time.perf_counter()
         container = None

@@ -55,6 +55,15 @@ class LocalBackend(Backend):
         """Trials of --command/--target start the user's code in `path` (this machine's own)."""
         self.project = path
 
+    def add_requirements(self, requirements, say=print):
+        """The host's Python runs the trials: it must have `requirements` already."""
+        from lab.backends.image import ImageError
+        from lab.backends.requirements_image import missing_requirements
+        missing = missing_requirements(requirements, self.python)
+        if missing:
+            raise ImageError(f"--requirements: {self.python} lacks {', '.join(missing)}; "
+                             f"install them there, or use --backend docker (a derived image)")
+
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         if quota is not None:
             raise BackendUnavailable("the local backend cannot apply a CPU quota; use --backend docker")

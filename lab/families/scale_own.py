@@ -162,6 +162,12 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
         calibration["work"] = work if isinstance(work, int) else None
         calibration["target_seconds"] = options.target_seconds
         return {**kept, "calibration": calibration}
+    if own.requirements:
+        add_requirements = getattr(backend, "add_requirements", None)
+        if add_requirements is None:
+            raise BadInput(f"--requirements: the {backend.name} backend cannot install them; "
+                           f"allowed: --backend docker or local")
+        add_requirements(own.requirements, say)
     calibrate = own.experiment == "target" and work == "auto"
     cpuset = topology.cpuset_for(1, cpus, options.shared.placement)
     spec = {"experiment": own.experiment, "variant": "check",
