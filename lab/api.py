@@ -35,10 +35,11 @@ class LabError(Exception):
 
 
 def task_flags(name):
-    """The flags of task `name` as keyword names (its invoke task's parameters)."""
+    """The flags of task `name` as keyword names (its invoke task's parameters; not --format:
+    a function hands back objects, not text)."""
     from lab.cli import tasks
     body = getattr(tasks, name).body
-    return [p for p in inspect.signature(body).parameters if p != "c"]
+    return [p for p in inspect.signature(body).parameters if p not in ("c", "format")]
 
 
 def config():
@@ -69,11 +70,10 @@ def _flags(task, given):
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         raise LabError(f"error: lab.{task}() has no flag {', '.join(unknown)}; its flags: "
-                       f"{', '.join(a for a in allowed if a != 'format')}")
+                       f"{', '.join(allowed)}")
     flags = {name: None for name in allowed}
     flags.update({name: _value(name, value) for name, value in given.items()})
     flags["dry_run"] = bool(flags.get("dry_run"))
-    flags.pop("format", None)  # a function hands back objects, not text
     return flags
 
 

@@ -25,6 +25,8 @@ def test_bad_input_raises_the_command_lines_one_line_and_writes_nothing(tmp_path
     assert refused.value._render_traceback_() == [f"LabError: {refused.value}"]
     with pytest.raises(lab.LabError, match=r"lab.ipc\(\) has no flag cpu; its flags: cpus,"):
         lab.ipc(cpu=[1, 2])
+    with pytest.raises(lab.LabError, match="has no flag format"):
+        lab.scale(format="json")  # a function hands back the Run, not text
     with pytest.raises(lab.LabError, match="no run at 'nothing-here'"):
         lab.load("nothing-here")
     assert list(tmp_path.iterdir()) == []
