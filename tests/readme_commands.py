@@ -246,6 +246,10 @@ STEPS = [
     Step(("/usr/bin/time .venv/bin/invoke lessons", "invoke lessons"),
          makes="lessons", charts=LESSONS_CHARTS),
     Step(("invoke build --suite sid",)),
+    Step(("invoke scale --variants strong,threads,interpreters --base-image "
+          "multicore-lab-base:trixie,multicore-lab-base:sid",),
+         names=("invoke scale --variants strong,threads,interpreters",),
+         makes="scale", charts=SCALE_CHARTS),
     Step(("invoke lessons --lessons start_cost,queue_in_process --base-image "
           "multicore-lab-base:bookworm,multicore-lab-base:trixie,multicore-lab-base:sid --repeat 3",),
          makes="lessons", charts=("lessons_start_cost",)),

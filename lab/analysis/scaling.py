@@ -10,7 +10,8 @@ from lab.analysis import ceiling, fits, stats
 from lab.analysis.trials import measured, point_stats, samples
 
 # Fixed total work (speedup T(1)/T(c)); "weak" grows the work with the workers instead.
-STRONG_VARIANTS = ("strong", "process", "seed")
+STRONG_VARIANTS = ("strong", "process", "seed", "threads", "interpreters")
+IN_ONE_PROCESS = ("threads", "interpreters")  # pools of one process: no start method applies
 
 
 def _same_curve(summary, row, variant=None):
@@ -137,7 +138,8 @@ def strong_curves(summary):
     several = rows["python"].nunique() > 1
     for (variant, method, python, host), curve in rows.groupby(
             ["variant", "start_method", "python", _host_column(rows)]):
-        label = f"{variant} ({method}{', Python ' + python if several else ''}{_on(rows, host)})"
+        how = "one process" if variant in IN_ONE_PROCESS else method  # no start method there
+        label = f"{variant} ({how}{', Python ' + python if several else ''}{_on(rows, host)})"
         yield label, curve.sort_values("cpus")
 
 
@@ -251,6 +253,8 @@ def off_cpu(trials, label):
         if cpu is None or pd.isna(cpu) or not row["seconds"] or row["variant"] == "serial":
             continue
         usable = min(row["workers"] if row["workers"] is not None else row["cpus"], resources(row))
+        if row["variant"] == "threads" and row.get("check.gil_enabled") is not False:
+            usable = 1  # threads under one GIL run one at a time: one CPU is all they can use
         shortfall = 1 - float(cpu) / (float(row["seconds"]) * usable)
         if shortfall > OFF_CPU_SHORTFALL:
             short.setdefault(row["point_id"], (row, []))[1].append(shortfall)

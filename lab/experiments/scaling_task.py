@@ -28,13 +28,17 @@ import functools
 import math
 import os
 import struct
-import sys
 import threading
 import time
 from typing import Callable, NamedTuple
 
 from lab.experiments import TrialCheckFailed
 from lab.experiments.gil import free_threaded, gil_enabled
+
+try:  # imported here, once: imported from several worker threads at once it can be half-made
+    from concurrent import interpreters as _interpreters
+except ImportError:  # before Python 3.14
+    _interpreters = None
 
 UNIT_VALUE = math.sin(40) + math.cos(40)  # what one iteration adds to the sum
 _BITS = struct.Struct("<Q")
@@ -55,13 +59,7 @@ class Task(NamedTuple):
 
 def interpreter_id():
     """This interpreter's id (0: the main one, or a Python without concurrent.interpreters)."""
-    module = sys.modules.get("concurrent.interpreters")
-    if module is None:
-        try:
-            from concurrent import interpreters as module
-        except ImportError:
-            return 0
-    return int(module.get_current().id)
+    return 0 if _interpreters is None else int(_interpreters.get_current().id)
 
 
 def run_chunk(work, units):

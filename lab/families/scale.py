@@ -39,7 +39,8 @@ class ScaleFamily(Family):
     title = "CPU-bound scaling"
     anchor = "scaling"
     flags = {
-        "variants": "strong, weak, process, seed, serial, ceiling (comma-separated; the default "
+        "variants": "strong, weak, process, seed, serial, ceiling, threads, interpreters "
+                    "(3.14+) (comma-separated; the default "
                     "adds ceiling: N pinned spinners, what N CPUs deliver)",
         "workers": "worker counts per CPU count: cpus (= CPUs), default (Pool()'s own), or numbers",
         "work": "auto (calibrated to ~2 s for one worker), seed (the tutorial's 6e7), or iterations",
@@ -88,6 +89,7 @@ class ScaleFamily(Family):
         one worker's trial takes about target_seconds. Returns {"calibration": {...}}."""
         if options.own is not None:
             return scale_own.prepare(options.own, options, backend, cpus, images, say, dry_run)
+        skipped = _interpreter_images(options.variants, backend, images, dry_run)  # first
         work = options.work
         calibration = {"mode": work if isinstance(work, str) else "given"}
         if work == "seed":
@@ -111,7 +113,7 @@ class ScaleFamily(Family):
                 f"{f', {seconds / most:.2f} s at {most} CPUs' if most > 1 else ''})")
             calibration.update(iterations_per_second=rate, target_seconds=options.target_seconds)
         calibration["work"] = work
-        return {"calibration": calibration}
+        return {"calibration": calibration, **skipped}
 
     def _calibrate(self, options, backend, cpus, images):
         from lab.backends import RUN_LABEL
@@ -138,6 +140,7 @@ class ScaleFamily(Family):
         experiment = own.experiment if own else self.experiment
         own_params = own.params() if own else {}
         points = []
+        skipped, left_out = prepared.get("interpreters_skipped") or {}, {}
 
         def add(variant, count, workers, image, quota=None):
             cpuset = (topology.cpuset_for(count, cpus, shared.placement) if quota is None
@@ -166,6 +169,10 @@ class ScaleFamily(Family):
             for variant in options.variants:
                 if variant == "ceiling":
                     continue
+                if variant == "interpreters" and image in skipped:  # its Python predates them
+                    left_out[f"interpreters on {image} (Python {skipped[image]}): "
+                             f"InterpreterPoolExecutor needs Python 3.14 or later"] = 1
+                    continue
                 add(variant, 1, 1, image)
                 for count in counts:
                     for workers in options.workers:
@@ -184,7 +191,7 @@ class ScaleFamily(Family):
             if "ceiling" in options.variants or (options.ceiling and max(counts or [1]) > 1):
                 for count in dict.fromkeys([1, *counts]):
                     add_ceiling(count, image, ceiling_work)
-        return points, {}
+        return points, left_out
 
     @staticmethod
     def _work(options, prepared):
@@ -215,7 +222,7 @@ class ScaleFamily(Family):
         workers = point.workers or point.cpus
         if point.variant == "weak":
             work_seconds *= workers
-        width = min(workers, point.quota or point.cpus)
+        width = 1 if point.variant == "threads" else min(workers, point.quota or point.cpus)
         return work_seconds * 1.03 / max(width, 0.01)
 
     def point_label(self, point):
@@ -286,3 +293,28 @@ def _readable(value):
     if abs(value) >= 1e6:
         return f"{value / 1e6:.4g}M"
     return f"{value:.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def _interpreter_images(variants, backend, images, dry_run):
+    """{"interpreters_skipped": {image: its Python}} for the images whose Python predates
+    InterpreterPoolExecutor (3.14); when every image does, `--variants interpreters` is refused
+    in one line naming the Python (the images are built, but no trial has run). A dry run does
+    not know the Pythons yet: it plans every image."""
+    if "interpreters" not in variants or dry_run:
+        return {}
+    pythons = {name: str(backend.image_info(name).get("python") or "?") for name in images}
+    old = {name: python for name, python in pythons.items() if _release(python) < (3, 14)}
+    if old and len(old) == len(pythons):
+        name, python = next(iter(old.items()))
+        raise BadInput(f"--variants interpreters: InterpreterPoolExecutor needs Python 3.14 or "
+                       f"later, and {name} has Python {python}; allowed: a 3.14 base "
+                       f"(--base-image multicore-lab-base:sid) or the other variants")
+    return {"interpreters_skipped": old} if old else {}
+
+
+def _release(python):
+    """'3.13.5' -> (3, 13); what cannot be read sorts first (treated as too old)."""
+    try:
+        return tuple(int(part) for part in python.rstrip("t").split(".")[:2])
+    except ValueError:
+        return (0, 0)

@@ -214,8 +214,8 @@ def build(folder, family, say=print):
     if failed:
         say(f"\n{failed} measured trial(s) failed; their reasons are in {folder.raw_path}")
     say_warnings(warnings, say)
-    sections = ([hosts_section(meta)] if meta.get("hosts") else []) + nodes_section(trials) + [
-        section]
+    sections = ([hosts_section(meta)] if meta.get("hosts") else []) + nodes_section(trials) + (
+        section if isinstance(section, list) else [section])  # a family may give several
     report = Report(f"Run {folder.run_id}", summary_line(meta, trials, failed, folder),
                     facts(meta, trials, failed, folder, family.facts(meta)), sections, warnings)
     write_markdown(folder.path, report)

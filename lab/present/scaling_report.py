@@ -2,6 +2,7 @@
 
 from lab.analysis import ceiling as ceilings, conditions, scaling as results
 from lab.present import scaling_charts as plots
+from lab.present.executors_report import executors_section
 from lab.present.report import Section
 from lab.present.tables import Table, fmt as _fmt, interval as _interval, percent
 
@@ -68,7 +69,8 @@ def fits_display(summary):
 
 
 def scaling_section(scaling, summary, out, meta, say):
-    """The section of a scale run; charts are written into the folder `out`."""
+    """The section of a scale run (and, where it ran threads or interpreters, the section
+    "processes, threads or interpreters" after it); charts are written into the folder `out`."""
     pythons = ", ".join(sorted(str(p) for p in scaling["python"].dropna().unique()))
     suffix = f" — Python {pythons}, {meta.get('backend', {}).get('backend', '')}"
     charts = []
@@ -114,4 +116,5 @@ def scaling_section(scaling, summary, out, meta, say):
                     "trial on its own machine: metric.load1, metric.steal_own_cpus_seconds, "
                     "metric.swapped_pages, metric.thermal_events, check.governor):")
     section.add("charts", [c for c in charts if c.suffix == ".png"])
-    return section
+    beside = executors_section(scaling, summary, meta, say)  # threads or interpreters measured
+    return [section, beside] if beside is not None else section
