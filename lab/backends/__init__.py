@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 STDERR_TAIL_CHARS = 2000
 RUN_LABEL = "multicore-lab.run"  # every trial container carries its run id under this label
 PID_LABEL = "multicore-lab.pid"  # and the pid of the lab process that started it
+POINT_LABEL = "multicore-lab.point"  # and the id of its point
 BACKENDS = ("auto", "docker", "local", "slurm")  # auto never picks slurm
 # name -> (module, class): imported only when that backend's class is asked for
 CLASSES = {"local": ("lab.backends.local", "LocalBackend"),
@@ -234,6 +235,22 @@ class Backend(UserInput, HostInfo, TrialArtifact, TrialRunner, Lanes):
         self.config = config
         # Steps a signal must not cut in half; the runner lends its signal guard's `shielded`.
         self.uninterruptible = contextlib.nullcontext
+
+
+def trial_tags(run_id, point_id=None):
+    """What a trial is run with to say whose it is (`labels` of Backend.run): its run, its point.
+    A backend finds the run's trials by them (docker: container labels; slurm: the job name)."""
+    return {RUN_LABEL: run_id, **({POINT_LABEL: point_id} if point_id else {})}
+
+
+def run_of(tags, default=None):
+    """The run id of `tags` (trial_tags), else `default`."""
+    return (tags or {}).get(RUN_LABEL, default)
+
+
+def point_of(tags):
+    """The point id of `tags` (trial_tags), or None."""
+    return (tags or {}).get(POINT_LABEL)
 
 
 def outcome_from(stdout, stderr, exit_code, timed_out, oom_killed, host_seconds, time_limit_s):

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from lab.backends import RUN_LABEL, STDERR_TAIL_CHARS, BackendUnavailable, outcome_from
+from lab.backends import STDERR_TAIL_CHARS, BackendUnavailable, outcome_from, point_of, run_of
 from lab.backends.slurm_commands import (CANCELLED_LINE, DUE_TO, JOB_LINE, JOB_PREFIX,
                                          LAUNCH_LINE, VERDICTS, command, show,
                                          time_limit_minutes, to_int, trial_stderr)
@@ -118,8 +118,7 @@ class SlurmSteps:
                                      "--backend docker", hint="")
         if self.code_dir is None:
             self.stage(lambda *_: None)
-        labels = labels or {}
-        run_id = labels.get(RUN_LABEL, "adhoc")
+        run_id = run_of(labels, "adhoc")
         if run_id in ("adhoc", "calibration"):  # no run id yet: this invocation's own name
             run_id = f"{run_id}-{self.token}"
         count = len(cpuset)
@@ -127,7 +126,7 @@ class SlurmSteps:
         # that its affinity is the step cgroup's cpuset.
         spec = {**spec, "expect_affinity": None, "expect_cpu_count": count,
                 "expect_cgroup_cpuset": True}
-        point = labels.get("multicore-lab.point") or json.dumps(spec, sort_keys=True)
+        point = point_of(labels) or json.dumps(spec, sort_keys=True)
         node = self.dealer.take(point) if self.dealer is not None else None
         step, verdict = None, None
         try:

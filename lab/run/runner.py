@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 
 from lab import records
-from lab.backends import RUN_LABEL, TrialOutcome
+from lab.backends import TrialOutcome, trial_tags
 from lab.run import folder as runfolder
 from lab.run.options import trial_start_method
 from lab.run.progress import Progress
@@ -282,7 +282,7 @@ class _Lanes:
                 self.inflight[group] = trial
                 self.waiting.remove(trial)
                 self.progress.started(index, trial, list(self.waiting))
-            labels = {RUN_LABEL: self.folder.run_id, "multicore-lab.point": trial.point.point_id}
+            labels = trial_tags(self.folder.run_id, trial.point.point_id)
             params = self.sizing.params(trial.point) if self.sizing else None
             try:
                 outcome = member.run(trial_spec(trial.point, self.time_limit_s, params),
