@@ -49,3 +49,18 @@ def test_the_example_notebook_runs_and_shows_a_table_a_chart_and_the_report(tmp_
     assert "error: --cpus 'two'" in streams                                # the one line
     assert "Traceback" not in streams
     assert (run_folder / "report.html").exists()
+
+
+def test_a_refusal_in_a_notebook_shows_its_one_line_and_no_traceback(tmp_path):
+    """An uncaught LabError in a cell: Jupyter shows the command line's one line alone."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import lab\nlab.scale(cpus='two')")])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    [error] = notebook.cells[0].outputs
+    assert error.output_type == "error" and error.ename == "LabError"
+    assert error.traceback == [f"LabError: {error.evalue}"]
+    assert error.evalue.startswith("error: --cpus 'two'")
+    assert list(tmp_path.iterdir()) == []  # nothing written
