@@ -124,9 +124,8 @@ def derived_image(client, trial, requirements, say=print):
                      built_seconds=round(seconds, 3))
 
 
-def missing_requirements(requirements, python_executable):
-    """The requirements `python_executable` lacks (importlib.metadata asked there), as names;
-    for a backend whose trials run a Python that is already there (local, a cluster's)."""
+def requirement_names(requirements):
+    """The distribution names a requirements file asks for (options and versions left out)."""
     names = []
     for line in Path(requirements).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -136,6 +135,13 @@ def missing_requirements(requirements, python_executable):
         for stop in "<>=!~;[ @":
             name = name.split(stop, 1)[0]
         names.append(name.strip())
+    return names
+
+
+def missing_requirements(requirements, python_executable):
+    """The requirements `python_executable` lacks (importlib.metadata asked there), as names;
+    for a backend whose trials run a Python that is already there (the local one)."""
+    names = requirement_names(requirements)
     script = ("import importlib.metadata as m, sys\n"
               "for n in sys.argv[1:]:\n"
               "    try: m.version(n)\n"

@@ -135,7 +135,7 @@ def share(own, backend):
     if share_project is None:
         raise BadInput(f"--{own.experiment}: the {backend.name} backend cannot show this "
                        f"machine's files to its trials; allowed: --backend docker (this "
-                       f"machine's engine) or local")
+                       f"machine's engine), local or slurm")
     try:
         share_project(own.project)
     except BackendUnavailable as why:
@@ -166,7 +166,7 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
         add_requirements = getattr(backend, "add_requirements", None)
         if add_requirements is None:
             raise BadInput(f"--requirements: the {backend.name} backend cannot install them; "
-                           f"allowed: --backend docker or local")
+                           f"allowed: --backend docker, local or slurm")
         add_requirements(own.requirements, say)
     calibrate = own.experiment == "target" and work == "auto"
     cpuset = topology.cpuset_for(1, cpus, options.shared.placement)
