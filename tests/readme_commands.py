@@ -250,6 +250,13 @@ STEPS = [
           "multicore-lab-base:trixie,multicore-lab-base:sid",),
          names=("invoke scale --variants strong,threads,interpreters",),
          makes="scale", charts=SCALE_CHARTS),
+    # --- your own code: a function that scales, one that does not, the tutorial's program --------
+    Step(("invoke scale --target examples/own_code/crunch.py:crunch --cpus 1,2",),
+         makes="scale", charts=SCALE_CHARTS),
+    Step(("invoke scale --target examples/own_code/one_at_a_time.py:crunch --cpus 1,2",),
+         makes="scale", charts=SCALE_CHARTS),
+    Step(("invoke scale --command \"python3 examples/tutorial/pipe.py\" --cpus 1,2",),
+         makes="scale", charts=SCALE_CHARTS),
     Step(("invoke lessons --lessons start_cost,queue_in_process --base-image "
           "multicore-lab-base:bookworm,multicore-lab-base:trixie,multicore-lab-base:sid --repeat 3",),
          makes="lessons", charts=("lessons_start_cost",)),

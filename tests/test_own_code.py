@@ -264,6 +264,19 @@ def test_bad_own_code_is_refused_in_one_line_and_nothing_is_written(tmp_path, ar
     assert not (project / "results").exists()
 
 
+def test_hosts_that_cannot_see_this_machines_files_are_refused_in_one_line(tmp_path):
+    from tests.test_testbed import facts_of
+    remote = facts_of("remote", "--remote")["url"]
+    project = _project(tmp_path, {"prog.py": PROGRAM})
+    for hosts in (remote, f"local,{remote}"):
+        done = _lab("--hosts", hosts, "--command", "python3 prog.py 1 1 1", "--cpus", "1",
+                    cwd=project)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "cannot see this machine's files; allowed: --hosts local" in lines[0]
+        assert not (project / "results").exists()
+
+
 # --- requirements ------------------------------------------------------------------------------
 
 def test_requirements_go_into_a_derived_image_built_from_wheels_fetched_here(tmp_path):

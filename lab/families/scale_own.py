@@ -128,14 +128,14 @@ def check_variants(own, variants):
 
 # --- before the plan ---------------------------------------------------------------------------
 
-def share(own, backend):
+def share(own, backend, hosts):
     """Show the project folder to the backend's trials, or BadInput in one line."""
     from lab.backends import BackendUnavailable
     share_project = getattr(backend, "share_project", None)
-    if share_project is None:
-        raise BadInput(f"--{own.experiment}: the {backend.name} backend cannot show this "
-                       f"machine's files to its trials; allowed: --backend docker (this "
-                       f"machine's engine), local or slurm")
+    if share_project is None:  # several hosts side by side, or a backend without the means
+        raise BadInput(f"--{own.experiment}: the trials on {', '.join(hosts)} cannot see this "
+                       f"machine's files; allowed: --hosts local (this machine's engine), "
+                       f"--backend local or slurm")
     try:
         share_project(own.project)
     except BackendUnavailable as why:
@@ -147,7 +147,7 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
     what meta.json keeps: {"own": ..., "calibration": ...}."""
     from lab.hosts import topology
     from lab.run import options as parse_options
-    share(own, backend)
+    share(own, backend, options.shared.hosts)
     work = options.work
     kept = {"own": {"experiment": own.experiment, "code": own.code, "project": own.project,
                     "requirements": own.requirements}}
