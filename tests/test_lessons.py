@@ -63,7 +63,9 @@ def check_complete_run(folder, said, backend):
                                                         if not r["ok"]][:3]
     assert {r["backend"] for r in records} == {backend}
     assert {r["cpus"] for r in records} == {1, 2}
-    assert {r["variant"] for r in records} == set(family.LESSONS)
+    # every lesson this Python has (3.13 and the host's 3.11: interpreter_boundary needs 3.14)
+    assert {r["variant"] for r in records} == set(family.LESSONS) - {"interpreter_boundary"}
+    assert "interpreter_boundary queue needs Python 3.14 or later" in said
     # `default` is recorded as the point's method and resolved by the trial
     assert {r["check"]["start_method"] for r in records if r["start_method"] == "default"} \
         == {"fork"}
@@ -108,7 +110,9 @@ def test_a_lock_that_does_not_lock_is_caught_through_the_family(tmp_path, monkey
         primitives="lock", cpus="1,2", size="0.2", repeat="1", seed="3")
     assert code == 3, said[-2000:]  # complete, but measured trials failed
     records = records_of(folder)
-    for double in trial.TEST_DOUBLES:
+    # test_crossing_loses_one needs Python 3.14 (left out here, caught in
+    # test_lessons_interpreters on the sid base)
+    for double in [d for d in trial.TEST_DOUBLES if trial.DOUBLE_OF[d] != "interpreter_boundary"]:
         doubles = [r for r in records if r["variant"] == double]
         assert {r["cpus"] for r in doubles} == {1, 2}, double
         assert not any(r["ok"] for r in doubles), double

@@ -18,6 +18,7 @@ number). Adding an experiment = adding a module here and naming it in `EXPERIMEN
 """
 
 import importlib
+import os
 import time
 
 
@@ -38,6 +39,44 @@ EXPERIMENTS = {
     "command": "lab.experiments.command",  # the user's own program (invoke scale --command)
     "target": "lab.experiments.target",    # the user's own function (invoke scale --target)
 }
+
+
+def whole_param(experiment, key, value, low, high):
+    """A whole-number param (a float like 3.0 counts) in low .. high, or SpecError in one line;
+    the one check every experiment's params share."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{experiment} param {key} must be a whole number in {low} .. {high}, "
+                        f"got {value!r}")
+    if not low <= value <= high:
+        raise SpecError(f"{experiment} param {key}={value} is outside {low} .. {high}: {key} "
+                        f"must be a whole number in that range")
+    return value
+
+
+def number_param(experiment, key, value, low=0.0, high=float("inf"), above_low=False):
+    """A finite number in low .. high (above `low` itself where `above_low`), or SpecError."""
+    inside = (not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
+              and value != float("inf") and (value > low if above_low else value >= low)
+              and value <= high)
+    if not inside:
+        allowed = ("a positive number" if above_low and low == 0 and high == float("inf")
+                   else f"a number in {low:g} .. {high:g}")
+        raise SpecError(f"{experiment} param {key} must be {allowed}, got {value!r}")
+    return value
+
+
+def choice_param(experiment, key, value, choices):
+    if value not in choices:
+        raise SpecError(f"{experiment} param {key}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def offered(names, doubles):
+    """The variants a user may name: `names`, plus the test doubles (broken on purpose, for
+    the tests alone) under LAB_TEST_DOUBLES=1; never listed in help."""
+    return tuple(names) + (tuple(doubles) if os.environ.get("LAB_TEST_DOUBLES") == "1" else ())
 
 
 def split_evenly(total, parts):

@@ -5,7 +5,7 @@ queue's bound, the credit window, where each end is pinned). Standard library on
 The params themselves are described in lab.experiments.ipc's docstring.
 """
 
-from lab.experiments import SpecError
+from lab.experiments import SpecError, choice_param, number_param, whole_param
 from lab.experiments.ipc_catalog import (BOUNDED_KINDS, BYTE_KINDS, CHANNELS,  # noqa: F401
                                          QUEUE_KINDS, facts)
 from lab.experiments.ipc_channels import TEST_DOUBLES, base_kind
@@ -57,28 +57,15 @@ PARAMS = {
 
 
 def _whole(params, key, low, high):
-    value = params[key]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"ipc param {key} must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise SpecError(f"ipc param {key}={value} is outside {low} .. {high}")
-    return value
+    return whole_param("ipc", key, params[key], low, high)
 
 
 def _positive(params, key):
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or value != value or value == float("inf"):
-        raise SpecError(f"ipc param {key} must be a positive number, got {value!r}")
-    return value
+    return number_param("ipc", key, params[key], above_low=True)
 
 
 def _choice(params, key, choices):
-    if params[key] not in choices:
-        raise SpecError(f"ipc param {key}={params[key]!r} is not one of {', '.join(choices)}")
-    return params[key]
+    return choice_param("ipc", key, params[key], choices)
 
 
 def normalize(variant, params):

@@ -45,10 +45,16 @@ check["start_method"]):
                         kill_mid_put (a process SIGKILLed while its Queue feeder writes
                         `put_items` items of `item_bytes`: can the queue still be read and used?
                         facts, never a failure)
-  threads_vs_processes  `runner`: serial, threads, processes; `iterations` loops of the
-                        tutorial's task split over `workers` (the GIL lesson)
+  threads_vs_processes  `runner`: serial, threads, processes, interpreters (3.14+);
+                        `iterations` loops of the tutorial's task split over `workers` (the
+                        GIL lesson)
   queue_in_process      `queue_kind`: thread_queue (queue.Queue) or process_queue
                         (multiprocessing.Queue), `messages` small ints put then got in one process
+  interpreter_boundary  `crossing`: queue (each kind of object through an interpreters queue
+                        to a second interpreter: shareable ones as they are, lists and dicts
+                        pickled), interpreter_pool, process_pool (lists and dicts through
+                        InterpreterPoolExecutor / ProcessPoolExecutor); `objects` per kind;
+                        Python 3.14+ (lab.experiments.lessons_interp)
 
 Test doubles (in VARIANTS, not in USER_VARIANTS; their trials must fail with TrialCheckFailed):
   test_value_noop_lock         shared_state value_locked with a lock that does nothing
@@ -57,6 +63,7 @@ Test doubles (in VARIANTS, not in USER_VARIANTS; their trials must fail with Tri
   test_event_wakes_early       sync event whose wait() never waits
   test_condition_does_not_lock sync condition that neither locks nor is notified
   test_barrier_does_not_wait   sync barrier that lets every party through at once
+  test_crossing_loses_one      interpreter_boundary queue whose sender leaves one object out
 They run at the real trials' settings (hold 0 unless given, the real counts and workers): the
 stamps catch them, and a probe after the clock (one acquire more than the limit, an Event not
 set, a Condition held by another process, a Barrier with one party) catches them every time.
@@ -74,12 +81,15 @@ Params (`PARAMS` holds the defaults; None = the variant's default):
   case, item_bytes, put_items           lifecycle
   runner, iterations                    threads_vs_processes
   queue_kind, messages                  queue_in_process (None: QUEUE_MESSAGES)
+  crossing, objects                     interpreter_boundary
+  interpreter_starts                    start_cost: interpreters started (3.14+)
   timeout_s                             give up (a failed trial) after this long
 
 Metrics (name: unit):
   start_cost            constructor_us, start_join_us, start_join_p90_us, first_start_join_us
                         (the untimed first start: a fork server starts there),
-                        pool_first_task_us, start_join_over_constructor (ratio)
+                        pool_first_task_us, start_join_over_constructor (ratio),
+                        thread_start_join_us, interpreter_start_us (3.14+: create, call, close)
   pool_vs_process       per_task_us, tasks_per_second, task_cpu_us, workers_used;
                         pool_start_us (pool, seed_pool8)
   shared_state          increments_per_second, increment_us, lost_updates
@@ -90,6 +100,7 @@ Metrics (name: unit):
                         items_intact, get_blocked, put_get_ok (kill_mid_put)
   threads_vs_processes  iterations_per_second, workers_used
   queue_in_process      put_get_us, items_per_second
+  interpreter_boundary  queue_<kind>_us (every kind), pool_list_us, pool_dict_us: per object
 Units: *_us "us", *_ms "ms", *_per_second "1/s", start_join_over_constructor "ratio", counts in
 what they count ("processes", "threads", "increments", "items"), 0/1 facts "bool".
 
@@ -106,30 +117,35 @@ verdict; queue_in_process all puts then all gets. cpu_seconds: the CPU time of t
 that worked in it, where they report it. Importing this module starts nothing.
 """
 
+import importlib
 import multiprocessing
 import os
 
-from lab.experiments import SpecError
+from lab.experiments import SpecError, choice_param, number_param, whole_param
+from lab.experiments.lessons_interp import CROSSINGS, OBJECTS as CROSSING_OBJECTS
 from lab.experiments.lessons_kit import SEED_POOL_WORKERS, SEED_TASKS  # noqa: F401 (part of the shape)
 
 NAME = "lessons"
 USER_VARIANTS = ("start_cost", "pool_vs_process", "shared_state", "sync", "lifecycle",
-                 "threads_vs_processes", "queue_in_process")
-TEST_DOUBLES = ("test_value_noop_lock", "test_lock_does_not_lock", "test_semaphore_admits_three",
-                "test_event_wakes_early", "test_condition_does_not_lock",
-                "test_barrier_does_not_wait")
+                 "threads_vs_processes", "queue_in_process", "interpreter_boundary")
+# The test doubles, one map: variant -> (the lesson it breaks, the item it breaks there).
+DOUBLES = {"test_value_noop_lock": ("shared_state", "value_locked"),
+           "test_lock_does_not_lock": ("sync", "lock"),
+           "test_semaphore_admits_three": ("sync", "semaphore"),
+           "test_event_wakes_early": ("sync", "event"),
+           "test_condition_does_not_lock": ("sync", "condition"),
+           "test_barrier_does_not_wait": ("sync", "barrier"),
+           "test_crossing_loses_one": ("interpreter_boundary", "queue")}
+TEST_DOUBLES = tuple(DOUBLES)
 VARIANTS = USER_VARIANTS + TEST_DOUBLES
-DOUBLE_OF = {"test_value_noop_lock": "shared_state", "test_lock_does_not_lock": "sync",
-             "test_semaphore_admits_three": "sync", "test_event_wakes_early": "sync",
-             "test_condition_does_not_lock": "sync", "test_barrier_does_not_wait": "sync"}
-DOUBLE_PRIMITIVE = {"test_lock_does_not_lock": "lock", "test_semaphore_admits_three": "semaphore",
-                    "test_event_wakes_early": "event", "test_condition_does_not_lock": "condition",
-                    "test_barrier_does_not_wait": "barrier"}
+DOUBLE_OF = {variant: lesson for variant, (lesson, _) in DOUBLES.items()}
+DOUBLE_PRIMITIVE = {variant: item for variant, (lesson, item) in DOUBLES.items()
+                    if lesson == "sync"}
 DOUBLE_HOLD_US = 200  # a hold a test may ask for, to make a race certain (doubles default to 0)
 
 RUNNERS = {"pool_vs_process": ("pool", "process_per_task", "seed_one_process",
                                "seed_two_processes", "seed_pool8"),
-           "threads_vs_processes": ("serial", "threads", "processes")}
+           "threads_vs_processes": ("serial", "threads", "processes", "interpreters")}
 DEFAULT_RUNNER = {"pool_vs_process": "pool", "threads_vs_processes": "threads"}
 STATES = ("manager_dict", "value_locked", "value_unlocked", "array_locked", "shared_memory",
           "queue", "pipe")
@@ -148,6 +164,7 @@ MiB = 1 << 20
 
 PARAMS = {
     "repeats": 100,
+    "interpreter_starts": 10,
     "constructors": 20_000,
     "pools": 10,
     "runner": None,
@@ -169,14 +186,16 @@ PARAMS = {
     "iterations": 3_000_000,
     "queue_kind": "process_queue",
     "messages": None,
+    "crossing": "queue",
+    "objects": CROSSING_OBJECTS,
     "timeout_s": 120.0,
 }
 LIMITS = {  # whole-number params: (low, high)
-    "repeats": (1, 100_000), "constructors": (1, 10_000_000), "pools": (1, 10_000),
+    "repeats": (1, 100_000), "interpreter_starts": (1, 10_000), "constructors": (1, 10_000_000), "pools": (1, 10_000),
     "tasks": (1, 10_000_000), "task_iterations": (1, 10 ** 9), "seed_iterations": (1, 10 ** 9),
     "increments": (1, 10 ** 9), "array_slots": (1, 1 << 20), "ops": (1, 10 ** 9),
     "semaphore_value": (1, 1000), "item_bytes": (1, 64 * MiB), "put_items": (1, 10 ** 7),
-    "iterations": (1, 10 ** 11), "messages": (1, 10 ** 9),
+    "iterations": (1, 10 ** 11), "messages": (1, 10 ** 9), "objects": (1, 10 ** 7),
 }
 
 
@@ -185,28 +204,15 @@ LIMITS = {  # whole-number params: (low, high)
 
 
 def _whole(p, key):
-    value = p[key]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    low, high = LIMITS[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"lessons param {key} must be a whole number in {low} .. {high}, "
-                        f"got {value!r}")
-    return value
+    return whole_param("lessons", key, p[key], *LIMITS[key])
 
 
 def _number(p, key, low, high):
-    value = p[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise SpecError(f"lessons param {key} must be a number in {low:g} .. {high:g}, "
-                        f"got {value!r}")
-    return float(value)
+    return float(number_param("lessons", key, p[key], low, high))
 
 
 def _choice(p, key, choices):
-    if p[key] not in choices:
-        raise SpecError(f"lessons param {key}={p[key]!r} is not one of {', '.join(choices)}")
-    return p[key]
+    return choice_param("lessons", key, p[key], choices)
 
 
 def normalize(variant, params):
@@ -235,6 +241,7 @@ def normalize(variant, params):
     _choice(p, "primitive", PRIMITIVES)
     _choice(p, "case", CASES)
     _choice(p, "queue_kind", QUEUE_KINDS)
+    _choice(p, "crossing", CROSSINGS)
     p["barrier_bound_ms"] = _number(p, "barrier_bound_ms", 0.001, 600_000)
     p["hold_us"] = _number(p, "hold_us", 0, 1_000_000)
     p["timeout_s"] = _number(p, "timeout_s", 0.1, 86_400)
@@ -257,14 +264,17 @@ def _chunksize(value):
     return value
 
 
+DOUBLE_ITEM_PARAM = {"shared_state": "state", "sync": "primitive",
+                     "interpreter_boundary": "crossing"}
+
+
 def _fix_double(variant, p):
     """A test double measures one fixed thing, its item, at the real trial's settings: the
     same hold (0 unless given), counts and workers, so the checks that catch it are the ones
     that guard the real trials."""
-    if variant == "test_value_noop_lock":
-        p["state"] = "value_locked"
-    elif variant in DOUBLE_PRIMITIVE:
-        p["primitive"] = DOUBLE_PRIMITIVE[variant]
+    if variant in DOUBLES:
+        lesson, item = DOUBLES[variant]
+        p[DOUBLE_ITEM_PARAM[lesson]] = item
     if variant == "test_semaphore_admits_three":
         p["semaphore_value"] = 2
 
@@ -290,16 +300,14 @@ def run_trial(spec):
     return outcome
 
 
+# lesson -> the module of its trial (lab/experiments/<module>.py holds run_<lesson>)
+TRIAL_MODULES = {"start_cost": "lessons_start", "pool_vs_process": "lessons_start",
+                 "shared_state": "lessons_state", "sync": "lessons_sync",
+                 "lifecycle": "lessons_life", "threads_vs_processes": "lessons_gil",
+                 "queue_in_process": "lessons_gil", "interpreter_boundary": "lessons_interp"}
+
+
 def _runner(family):
     """The function running `family`, imported only when a trial needs it."""
-    if family in ("start_cost", "pool_vs_process"):
-        from lab.experiments import lessons_start as module
-    elif family == "shared_state":
-        from lab.experiments import lessons_state as module
-    elif family == "sync":
-        from lab.experiments import lessons_sync as module
-    elif family == "lifecycle":
-        from lab.experiments import lessons_life as module
-    else:
-        from lab.experiments import lessons_gil as module
+    module = importlib.import_module(f"lab.experiments.{TRIAL_MODULES[family]}")
     return getattr(module, f"run_{family}")

@@ -1,7 +1,9 @@
 """Lessons threads_vs_processes and queue_in_process: the GIL, which the tutorial never shows.
 
   threads_vs_processes  `iterations` loops of the tutorial's task split over `workers`, run
-                        serial (this thread alone), on threads, or on processes; both kinds are
+                        serial (this thread alone), on threads, on processes, or on
+                        interpreters (3.14+: each its own GIL, each run by a thread of this
+                        process, stamped inside, made before the clock); all kinds are
                         parked on a barrier and timed by their own stamps, from the first
                         worker's start after its release to the last worker's end; the
                         cgroup's CPU counters are read around that section (the workers
@@ -14,13 +16,14 @@
 See lab/experiments/lessons.py for params and metrics. Importing this module starts nothing.
 """
 
+import platform
 import queue
 import sys
 import threading
 import time
 
 from lab import sysinfo
-from lab.experiments import TrialCheckFailed, split_evenly
+from lab.experiments import SpecError, TrialCheckFailed, split_evenly
 from lab.experiments.lessons_kit import Crew, check_chunks, metric, span, spin
 
 WAIT_S = 60.0
@@ -84,6 +87,55 @@ def _processes(context, shares, timeout_s):
     return chunks, seconds, sum(c[2] for c in chunks), counters
 
 
+def spin_stamped(iterations):
+    """An interpreter's share: warm, then spin, stamped inside it (perf_counter is one clock
+    for the whole process)."""
+    spin(min(iterations, 1000))
+    t0 = time.perf_counter()
+    chunk = spin(iterations)
+    return chunk, t0, time.perf_counter()
+
+
+def _interpreters(shares):
+    """Each share in its own interpreter (its own GIL), each run by a thread of this process;
+    the interpreters are made (and the lab's modules imported there) before the clock."""
+    from lab.experiments.lessons_start import interpreters_module
+    interpreters = interpreters_module()
+    if interpreters is None:
+        raise SpecError(f"threads_vs_processes runner interpreters needs Python 3.14 or later "
+                        f"(concurrent.interpreters); this is Python {platform.python_version()}")
+    made = [interpreters.create() for _ in shares]
+    answers = [None] * len(shares)
+    try:
+        for interpreter in made:
+            interpreter.call(spin_stamped, 1)  # imports this module there, untimed
+
+        def work(index):
+            answers[index] = made[index].call(spin_stamped, shares[index])
+        threads = [threading.Thread(target=work, args=(i,), daemon=True)
+                   for i in range(len(shares))]
+        before = sysinfo.trial_counters()
+        cpu = time.process_time()  # the whole process: every interpreter's thread
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT_S)
+        if any(thread.is_alive() for thread in threads):
+            raise TimeoutError("a spinning interpreter did not finish")
+        cpu = time.process_time() - cpu
+        counters = sysinfo.counters_delta(before, sysinfo.trial_counters())
+    finally:
+        for interpreter in made:
+            try:
+                interpreter.close()
+            except Exception:  # still running: the trial fails on its own account
+                pass
+    if any(answer is None for answer in answers):
+        raise TrialCheckFailed("an interpreter returned no chunk")
+    seconds = max(a[2] for a in answers) - min(a[1] for a in answers)
+    return [a[0] for a in answers], seconds, cpu, counters
+
+
 def run_threads_vs_processes(context, p, workers, cpus, variant):
     runner, iterations = p["runner"], p["iterations"]
     workers = 1 if runner == "serial" else (workers or len(cpus))
@@ -98,6 +150,8 @@ def run_threads_vs_processes(context, p, workers, cpus, variant):
         cpu = chunks[0][2]
     elif runner == "threads":
         chunks, seconds, cpu, counters = _threads(shares)
+    elif runner == "interpreters":
+        chunks, seconds, cpu, counters = _interpreters(shares)
     else:
         chunks, seconds, cpu, counters = _processes(context, shares, p["timeout_s"])
     check = check_chunks(chunks, iterations)
@@ -105,8 +159,8 @@ def run_threads_vs_processes(context, p, workers, cpus, variant):
     check.update({"runner": runner, "workers": workers, "gil_enabled": gil,
                   "section_counters": True})
     metrics = {"iterations_per_second": metric(iterations / seconds, "1/s"),
-               "workers_used": metric(workers, "threads" if runner == "threads"
-                                      else "processes")}
+               "workers_used": metric(workers, "processes" if runner == "processes"
+                                      else runner if runner != "serial" else "threads")}
     return {"seconds": seconds, "cpu_seconds": cpu, "metrics": metrics, "check": check,
             "section_counters": counters}
 

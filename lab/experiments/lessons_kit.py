@@ -13,9 +13,10 @@ import time
 import traceback
 
 from lab.experiments import TrialCheckFailed, stop_processes
-from lab.experiments.scaling import exact_sum
+from lab.experiments.scaling_task import exact_sum, tutorial_sum
 
 SEED_TASKS = 6  # the tutorial's six tasks
+TUTORIAL_CONSTRUCTOR_US = 12.2  # the tutorial's %time of `multiprocessing.Process()`
 SEED_POOL_WORKERS = 8  # the tutorial's Pool(processes=8)
 
 REPORT_GRACE_S = 1.0  # a dead worker's report would have arrived within this
@@ -42,13 +43,12 @@ def quantile(values, q):
 
 
 def spin(iterations):
-    """The tutorial's task: `iterations` loops of math.sin(40) + math.cos(40).
+    """The tutorial's task (scaling_task.tutorial_sum, the one copy of its loop): `iterations`
+    loops of math.sin(40) + math.cos(40).
 
     Returns (iterations, sum, this process's CPU seconds while spinning)."""
     cpu_start = time.process_time()
-    total = 0.0
-    for _ in range(iterations):
-        total += math.sin(40) + math.cos(40)
+    total = tutorial_sum(iterations)
     return iterations, total, time.process_time() - cpu_start
 
 

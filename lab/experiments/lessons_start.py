@@ -6,15 +6,17 @@ nothing; the functions run in children are module-level so spawn and forkserver 
 
 import collections
 import os
+import platform
 import sys
+import threading
 import time
 
 from lab import sysinfo
 from lab.experiments import TrialCheckFailed, stop_processes
-from lab.experiments.lessons_kit import (SEED_POOL_WORKERS, SEED_TASKS, check_tasks, median,
-                                         metric, quantile, task, task_star, wait_any)
+from lab.experiments.lessons_kit import (SEED_POOL_WORKERS, SEED_TASKS,  # noqa: F401
+                                         TUTORIAL_CONSTRUCTOR_US, check_tasks, median, metric,
+                                         quantile, task, task_star, wait_any)
 
-TUTORIAL_CONSTRUCTOR_US = 12.2  # the tutorial's %time of `multiprocessing.Process()`
 WARM_WAIT_S = 60.0  # a warm-up task waits this long at most for the other workers to start
 
 _warm_barrier = None  # a pool worker's Barrier of all warm-up tasks (set by _pool_worker_init)
@@ -105,6 +107,64 @@ def _start_join(context, index, timeout_s):
     return seconds
 
 
+def _thread_start_join(index, timeout_s):
+    """One threading.Thread started and joined; returns its seconds. The slot it fills, read
+    after the clock, proves it ran its target."""
+    slot = [None]
+    thread = threading.Thread(target=slot.__setitem__, args=(0, index), daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    thread.join(timeout_s)
+    seconds = time.perf_counter() - start
+    if thread.is_alive():
+        raise TimeoutError(f"thread {index} did not end within timeout_s={timeout_s:g}")
+    if slot[0] != index:
+        raise TrialCheckFailed(f"thread {index} did not run its target (slot {slot[0]!r})")
+    return seconds
+
+
+def interpreters_module():
+    """concurrent.interpreters, or None on a Python before 3.14."""
+    try:
+        from concurrent import interpreters
+    except ImportError:
+        return None
+    return interpreters
+
+
+def _interpreter_start(interpreters, index):
+    """One interpreter created, made to run a call, and closed; returns its seconds. The call
+    is a builtin (abs): nothing of the lab's is imported inside the clock; its answer, read
+    after the clock, proves the interpreter ran it."""
+    start = time.perf_counter()
+    interpreter = interpreters.create()
+    answer = interpreter.call(abs, -index)
+    interpreter.close()
+    seconds = time.perf_counter() - start
+    if answer != index:
+        raise TrialCheckFailed(f"interpreter {index} answered {answer!r}, not {index}")
+    return seconds
+
+
+def _beside_processes(repeats, starts, timeout_s):
+    """The start of a thread (`repeats` times) and of an interpreter (`starts` times: tens of
+    ms each), each after one untimed warm-up:
+    (metrics, check). An interpreter is 'not on this Python' before 3.14."""
+    _thread_start_join(0, timeout_s)
+    threads = [_thread_start_join(i, timeout_s) for i in range(1, repeats + 1)]
+    metrics = {"thread_start_join_us": metric(median(threads) * 1e6, "us")}
+    check = {"threads_ran": repeats}
+    interpreters = interpreters_module()
+    if interpreters is None:
+        check["interpreters_ran"] = f"not on this Python ({platform.python_version()})"
+        return metrics, check
+    _interpreter_start(interpreters, 0)
+    started = [_interpreter_start(interpreters, i) for i in range(1, starts + 1)]
+    metrics["interpreter_start_us"] = metric(median(started) * 1e6, "us")
+    check["interpreters_ran"] = starts
+    return metrics, check
+
+
 def _constructor_seconds(context, count):
     """Process() alone, as the tutorial timed it: nothing is started."""
     seconds = []
@@ -138,6 +198,7 @@ def run_start_cost(context, p, workers, cpus, variant):
     durations = [_start_join(context, i, p["timeout_s"]) for i in range(1, repeats + 1)]
     cpu = _cpu_times() - cpu_before
     pools = [_pool_first_task(context, k, p["timeout_s"]) for k in range(p["pools"])]
+    beside, beside_check = _beside_processes(repeats, p["interpreter_starts"], p["timeout_s"])
     start_join_us = median(durations) * 1e6
     constructor_us = median(constructor) * 1e6
     metrics = {
@@ -147,6 +208,7 @@ def run_start_cost(context, p, workers, cpus, variant):
         "first_start_join_us": metric(first * 1e6, "us"),
         "pool_first_task_us": metric(median(pools) * 1e6, "us"),
         "start_join_over_constructor": metric(start_join_us / constructor_us, "ratio"),
+        **beside,
     }
     check = {"processes_ran": repeats + 1, "exit_codes": f"all {START_PROOF}",
              "ran_target": repeats + 1,
@@ -154,7 +216,8 @@ def run_start_cost(context, p, workers, cpus, variant):
              "constructors": p["constructors"], "pools": p["pools"],
              "tutorial_constructor_us": TUTORIAL_CONSTRUCTOR_US,
              "cpu_seconds_covers": "this process and its reaped children (a fork server's "
-                                   "children are the server's: not counted)"}
+                                   "children are the server's: not counted)",
+             **beside_check}
     return {"seconds": sum(durations), "cpu_seconds": cpu, "metrics": metrics, "check": check}
 
 

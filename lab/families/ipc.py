@@ -9,11 +9,10 @@ lab.analysis.ipc, the report section lab.present.ipc_report.
 
 import functools
 import math
-import os
 import re
 from dataclasses import dataclass
 
-from lab.experiments import SpecError
+from lab.experiments import SpecError, offered
 from lab.experiments import ipc as trial
 from lab.experiments.ipc_catalog import facts, python_refusal
 from lab.families import Family, FamilyOptions, ipc_budget
@@ -133,9 +132,7 @@ class IpcFamily(Family):
     def channels_allowed():
         """The channels a user may name. The trial's test doubles (channels broken on purpose)
         are for the tests alone: never listed, accepted only under LAB_TEST_DOUBLES=1."""
-        if os.environ.get("LAB_TEST_DOUBLES") == "1":
-            return trial.CHANNELS + tuple(trial.TEST_DOUBLES)
-        return trial.CHANNELS
+        return offered(trial.CHANNELS, trial.TEST_DOUBLES)
 
     def prepare(self, options, backend, cpus, images, say, dry_run=False):
         """The Python of each image, for the channels that need a newer one (interpreter_queue:

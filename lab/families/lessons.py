@@ -13,11 +13,11 @@ analysis is lab.analysis.lessons, the report section lab.present.lessons_report.
 """
 
 import math
-import os
 import re
 from dataclasses import dataclass
 
 from lab.experiments import lessons as trial
+from lab.experiments import offered
 from lab.families import Family, FamilyOptions
 from lab.hosts import topology
 from lab.run import options as parse
@@ -32,7 +32,11 @@ ITEMS = {  # lesson -> (its item's param, the items a user may pick)
     "lifecycle": ("case", trial.CASES),
     "threads_vs_processes": ("runner", trial.RUNNERS["threads_vs_processes"]),
     "queue_in_process": ("queue_kind", trial.QUEUE_KINDS),
+    "interpreter_boundary": ("crossing", trial.CROSSINGS),
 }
+NEWER_PYTHON = (3, 14)  # concurrent.interpreters: interpreter_boundary, the interpreters runner
+INTERPRETER_START_S = 0.05  # an interpreter's create+call+close here, for estimates
+INTERPRETER_STARTS = 10     # interpreters a start_cost trial starts (3.14+), times --size
 TARGET_S = 0.25              # what a timed section aims at (>= ~0.2 s: long enough to trust)
 ITERATIONS_PER_S = 5e6       # the tutorial's loop on one CPU here (README: 5.3 M/s), for sizing
 POOL_TASK_OVERHEAD_S = 40e-6  # a pool's cost per task beyond its work, for sizing
@@ -45,7 +49,7 @@ TERMINATE_REPEATS = 400
 # Rough seconds of one trial's work by item (untimed set-up included), for estimates only.
 NOMINAL_S = {"shared_state": 0.6, "sync": 0.5, "terminate": 0.6, "daemon": 0.3,
              "daemon_parent_killed": 0.8, "kill_mid_put": 2.4, "threads_vs_processes": 0.9,
-             "queue_in_process": 0.3}
+             "queue_in_process": 0.3, "interpreter_boundary": 0.6}
 OWN_FLAGS = ("lessons", "start_methods", "runners", "task_sizes", "chunksizes", "states",
              "primitives", "cases", "size")
 
@@ -68,9 +72,7 @@ class LessonsOptions(FamilyOptions):
 def lessons_allowed():
     """The lessons a user may name. The trial's test doubles (a lock that does not lock ...) are
     for the tests alone: never listed, accepted only under LAB_TEST_DOUBLES=1."""
-    if os.environ.get("LAB_TEST_DOUBLES") == "1":
-        return LESSONS + trial.TEST_DOUBLES
-    return LESSONS
+    return offered(LESSONS, trial.TEST_DOUBLES)
 
 
 def _chunksizes(text):
@@ -118,7 +120,8 @@ def count_key(lesson, params):
     if lesson == "lifecycle":
         return "repeats" if params.get("case") == "terminate" else None
     return {"start_cost": "repeats", "shared_state": "increments", "sync": "ops",
-            "threads_vs_processes": "iterations", "queue_in_process": "messages"}.get(lesson)
+            "threads_vs_processes": "iterations", "queue_in_process": "messages",
+            "interpreter_boundary": "objects"}.get(lesson)
 
 
 def scaled(count, size):
@@ -172,11 +175,13 @@ class LessonsFamily(Family):
     def prepare(self, options, backend, cpus, images, say, dry_run=False):
         """Which start method `default` will be on each image (Python 3.14 made it forkserver
         on Linux): counts are sized by it. The trials record what it really resolved to."""
-        methods = {}
+        methods, pythons = {}, {}
         for image in images:
             python = None if dry_run else (backend.image_info(image) or {}).get("python")
             methods[image] = default_start_method(python)
-        return {"default_start_methods": methods}
+            pythons[image] = python
+        return {"default_start_methods": methods,
+                **({"image_pythons": pythons} if not dry_run else {})}
 
     # --- points ------------------------------------------------------------------------------
 
@@ -184,12 +189,21 @@ class LessonsFamily(Family):
         shared = options.shared
         counts = parse.cpu_counts(shared.cpus, len(cpus))
         defaults = prepared.get("default_start_methods") or {}
-        points = []
+        pythons = prepared.get("image_pythons") or {}
+        points, notes = [], {}
         for image in images:
             for count in counts:
                 cpuset = topology.cpuset_for(count, cpus, shared.placement)
                 for lesson in options.lessons:
                     for method, workers, params in self._items(lesson, options, count):
+                        if _too_old(lesson, params, pythons.get(image)):
+                            item = params.get(ITEMS.get(lesson, ("",))[0], "")
+                            note = (f"{lesson} {item}".strip() + " needs Python 3.14 or later "
+                                    f"(concurrent.interpreters): "
+                                    f"not on this Python, left out on {image} (Python "
+                                    f"{pythons[image]})")
+                            notes[note] = notes.get(note, 0) + 1
+                            continue
                         method = method or shared.start_method
                         resolved = defaults.get(image) if method == "default" else method
                         auto = options.size == "auto"
@@ -204,8 +218,8 @@ class LessonsFamily(Family):
                         if point not in points:
                             points.append(point)
         if not points:
-            raise BadInput("nothing to run: no lesson item left")
-        return points, {}
+            raise BadInput(f"nothing to run: {'; '.join(notes) or 'no lesson item left'}")
+        return points, notes
 
     @staticmethod
     def _items(lesson, options, count):
@@ -243,6 +257,9 @@ class LessonsFamily(Family):
         elif lesson == "queue_in_process":
             for kind in trial.QUEUE_KINDS:
                 yield None, None, {"queue_kind": kind}
+        elif lesson == "interpreter_boundary":
+            for crossing in trial.CROSSINGS:
+                yield None, (count if crossing != "queue" else None), {"crossing": crossing}
 
     def trial_params(self, point, warmup):
         """Counts as given (--size a number); under --size auto the default count for the
@@ -273,7 +290,8 @@ class LessonsFamily(Family):
         workers = point.workers or point.cpus
         width = min(workers, point.cpus)
         if lesson == "start_cost":
-            return (p["repeats"] * start + p["constructors"] * 3e-6
+            return (p["repeats"] * (start + 1e-4) + p["constructors"] * 3e-6
+                    + p.get("interpreter_starts", 0) * INTERPRETER_START_S
                     + p["pools"] * POOL_FIRST_S.get(method, 0.1) + 0.1)
         if lesson == "pool_vs_process":
             runner = p["runner"]
@@ -363,10 +381,13 @@ def _sized(lesson, params, method, workers, size):
     if lesson in trial.TEST_DOUBLES:  # the real trial's counts: caught where it runs
         if family == "sync":
             p["ops"] = scaled(trial.PRIMITIVE_OPS[trial.DOUBLE_PRIMITIVE[lesson]], size)
+        elif family == "interpreter_boundary":
+            p["objects"] = scaled(trial.CROSSING_OBJECTS, size)
         else:
             p["increments"] = scaled(trial.STATE_INCREMENTS["value_locked"], size)
     elif lesson == "start_cost":
         p.update(repeats=scaled(START_REPEATS.get(method, 20), size),
+                 interpreter_starts=scaled(INTERPRETER_STARTS, size),
                  constructors=scaled(trial.PARAMS["constructors"], size),
                  pools=scaled(START_POOLS.get(method, 5), size))
     elif lesson == "pool_vs_process":
@@ -390,4 +411,19 @@ def _sized(lesson, params, method, workers, size):
         p["iterations"] = scaled(trial.PARAMS["iterations"], size)
     elif lesson == "queue_in_process":
         p["messages"] = scaled(trial.QUEUE_MESSAGES[p["queue_kind"]], size)
+    elif lesson == "interpreter_boundary":
+        p["objects"] = scaled(trial.CROSSING_OBJECTS, size)
     return p
+
+
+def _too_old(lesson, params, python):
+    """Whether an item needs concurrent.interpreters that Python `python` lacks (unknown: the
+    trial decides)."""
+    needs = (trial.DOUBLE_OF.get(lesson, lesson) == "interpreter_boundary"
+             or (lesson == "threads_vs_processes" and params.get("runner") == "interpreters"))
+    if not needs or python is None:
+        return False
+    try:
+        return tuple(int(part) for part in str(python).split(".")[:2]) < NEWER_PYTHON
+    except ValueError:
+        return False

@@ -89,19 +89,12 @@ def figures_table(summary, min_seconds=MIN_SECONDS):
     return Table(headers, rows, ("l" if several else "") + "llrlrrll" + "lrl")
 
 
-ALSO = {
-    "start_cost": ("constructor_us", "pool_first_task_us", "start_join_p90_us"),
-    "pool_vs_process": ("task_cpu_us", "tasks_per_second", "pool_start_us"),
-    "shared_state": ("increment_us", "lost_updates"),
-    "sync": ("ops_per_second", "wake_us", "release_spread_us"),
-    "threads_vs_processes": ("workers_used",),
-    "queue_in_process": ("items_per_second",),
-}
 
 
 def _also(row):
     parts = []
-    for metric in ALSO.get(row["lesson"], ()):
+    lesson = results.LESSONS.get(row["lesson"])
+    for metric in (lesson.also if lesson is not None else ()):
         value = row.get(f"metric.{metric}")
         if value is None or value != value:
             continue

@@ -13,8 +13,9 @@ import math
 import pandas as pd
 
 from lab.analysis.lessons import judge as _verdicts
-from lab.analysis.lessons import (lifecycle, pool_vs_process, queue_in_process, shared_state,
-                                  start_cost, sync, threads_vs_processes)
+from lab.analysis.lessons import (interpreter_boundary, lifecycle, pool_vs_process,
+                                  queue_in_process, shared_state, start_cost, sync,
+                                  threads_vs_processes)
 from lab.analysis.lessons.base import (TUTORIAL, checked, mode, per_python,  # noqa: F401
                                        rows_of)
 from lab.analysis.lessons.pool_vs_process import break_even  # noqa: F401
@@ -22,10 +23,11 @@ from lab.analysis.lessons.pythons import python_changes  # noqa: F401
 from lab.analysis.lessons.units import (duration, figure, rate, short_python,  # noqa: F401
                                         times, unit_of, whole)
 from lab.analysis.trials import measured, point_stats
+from lab.experiments.lessons import DOUBLES
 
 LESSONS = {d.name: d for d in (start_cost.LESSON, pool_vs_process.LESSON, shared_state.LESSON,
                                sync.LESSON, lifecycle.LESSON, threads_vs_processes.LESSON,
-                               queue_in_process.LESSON)}
+                               queue_in_process.LESSON, interpreter_boundary.LESSON)}
 ORDER = tuple(LESSONS)
 ITEM_PARAM = {name: d.item_param for name, d in LESSONS.items() if d.item_param}
 HEADLINE = {}
@@ -36,12 +38,7 @@ for _name, _lesson in LESSONS.items():
                     else {_name: _lesson.headline})
     METRIC_WORDS.update(_lesson.metric_words)
     CHECKS.update({(_name, item): check for item, check in _lesson.checks.items()})
-DOUBLE_OF = {"test_value_noop_lock": ("shared_state", "value_locked"),
-             "test_lock_does_not_lock": ("sync", "lock"),
-             "test_semaphore_admits_three": ("sync", "semaphore"),
-             "test_event_wakes_early": ("sync", "event"),
-             "test_condition_does_not_lock": ("sync", "condition"),
-             "test_barrier_does_not_wait": ("sync", "barrier")}
+DOUBLE_OF = DOUBLES  # variant -> (lesson, item): the trial's one map
 _rows = rows_of  # the charts' name for it
 NO_VERDICT_RESULT = "NO VERDICT"  # a check whose trials errored (crashed, timed out), none failed
 

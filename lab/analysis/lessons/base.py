@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from lab.analysis.lessons.units import short_python
+from lab.experiments.lessons_kit import TUTORIAL_CONSTRUCTOR_US
 from lab.records import INTERRUPTED
 
 # The tutorial's own figures (seed/): `%time` over `Process()`, its three timed programs.
-TUTORIAL = {"constructor_us": 12.2, "one_process_s": 16.5727, "two_processes_s": 3.4562}
+TUTORIAL = {"constructor_us": TUTORIAL_CONSTRUCTOR_US, "one_process_s": 16.5727,
+            "two_processes_s": 3.4562}
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Lesson:
     observed(item, rows): what passing trials showed, in words; claims: builders
     (summary, checks, table) -> (claim, verdict, sentence) or None, in report order, where
     `table` holds the claim's verdict rows (lessons.judge); verdicts: builders
-    (trials, summary) -> [verdict row] per (Python, CPU count)."""
+    (trials, summary) -> [verdict row] per (Python, CPU count); also: metrics the figures
+    table shows beside the headline."""
     name: str
     item_param: str | None
     headline: object
@@ -34,6 +37,7 @@ class Lesson:
     observed: object
     claims: tuple = field(default_factory=tuple)
     verdicts: tuple = field(default_factory=tuple)
+    also: tuple = ()  # metrics the figures table shows beside the headline
 
     def headline_of(self, item):
         return self.headline.get(str(item)) if isinstance(self.headline, dict) else self.headline

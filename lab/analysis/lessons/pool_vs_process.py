@@ -198,4 +198,5 @@ def claim_reconstructions(summary, checks, table=None):
 
 
 LESSON = Lesson("pool_vs_process", "runner", "per_task_us", METRIC_WORDS, CHECKS, observed,
-                (claim_pool, claim_reconstructions), (verdicts,))
+                (claim_pool, claim_reconstructions), (verdicts,),
+                also=("task_cpu_us", "tasks_per_second", "pool_start_us"))

@@ -49,4 +49,5 @@ def claim_queue_in_process(summary, checks, table=None):
 
 
 LESSON = Lesson("queue_in_process", "queue_kind", "put_get_us", METRIC_WORDS, CHECKS, observed,
-                (claim_queue_in_process,), (verdicts,))
+                (claim_queue_in_process,), (verdicts,),
+                also=("items_per_second",))

@@ -126,4 +126,5 @@ def claim_sync_hardest(summary, checks, table=None):
 
 
 LESSON = Lesson("shared_state", "state", "increments_per_second", METRIC_WORDS, CHECKS,
-                observed, (claim_shared_memory, claim_sync_hardest), (verdicts,))
+                observed, (claim_shared_memory, claim_sync_hardest), (verdicts,),
+                also=("increment_us", "lost_updates"))

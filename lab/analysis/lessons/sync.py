@@ -126,4 +126,5 @@ def claim_cheaper(summary, checks, table=None):
 
 
 LESSON = Lesson("sync", "primitive", "op_us", METRIC_WORDS, CHECKS, observed,
-                (claim_lock, claim_semaphore, claim_cheaper), (verdicts,))
+                (claim_lock, claim_semaphore, claim_cheaper), (verdicts,),
+                also=("ops_per_second", "wake_us", "release_spread_us"))

@@ -12,6 +12,8 @@ METRIC_WORDS = {"iterations_per_second": "loops/s"}
 CHECKS = {None: ("check", "every loop of the task ran (its sum checked)")}
 CLAIM = "Threads cannot run the CPU-bound task in parallel (the GIL); processes can"
 THRESHOLD = 1.3  # processes' loop rate over threads': in parallel when above
+CLAIM_INTERPRETERS = ("Interpreters run the CPU-bound task in parallel, each with its own GIL "
+                      "(Python 3.14+), as processes do")
 
 
 def verdicts(trials, summary):
@@ -29,6 +31,27 @@ def verdicts(trials, summary):
             continue
         out.append(v.gated_ratio(CLAIM, python, cpus, "loops/s, processes / threads", trials,
                                  processes, threads, "iterations_per_second", THRESHOLD,
+                                 usable=usable_cpus))
+    return out
+
+
+def verdicts_interpreters(trials, summary):
+    """Per (Python, CPU count >= 2) where interpreters ran: their loops/s over threads'
+    (> 1.3), gated like processes'."""
+    out = []
+    for python, cpus, rows in v.groups(
+            rows_of(summary, every=True, lesson="threads_vs_processes")):
+        threads = rows[rows["item"] == "threads"]
+        interpreters = rows[rows["item"] == "interpreters"]
+        if threads.empty or interpreters.empty:
+            continue
+        if cpus < 2:
+            out.append(v.row(CLAIM_INTERPRETERS, python, cpus, "loops/s, interpreters / "
+                             "threads", v.FACT, note="1 CPU: neither can run in parallel"))
+            continue
+        out.append(v.gated_ratio(CLAIM_INTERPRETERS, python, cpus,
+                                 "loops/s, interpreters / threads", trials, interpreters,
+                                 threads, "iterations_per_second", THRESHOLD,
                                  usable=usable_cpus))
     return out
 
@@ -67,8 +90,11 @@ def claim_threads(summary, checks, table=None):
         threads = rates.get("threads", math.nan) / serial
         processes = rates.get("processes", math.nan) / serial
         held &= processes > THRESHOLD * threads
+        interpreters = rates.get("interpreters")
+        beside = (f", interpreters {interpreters / serial:.2f}x" if interpreters else "")
         parts.append(f"{short_python(python)}: threads {threads:.2f}x, processes "
-                     f"{processes:.2f}x the serial loop rate ({rate(serial, ' loops/s')})")
+                     f"{processes:.2f}x{beside} the serial loop rate "
+                     f"({rate(serial, ' loops/s')})")
     if not parts:
         return None
     if cpus < 2:
@@ -80,5 +106,37 @@ def claim_threads(summary, checks, table=None):
     return (CLAIM, verdict, f"{v.lead(verdict)} at {cpus} CPUs: {'; '.join(parts)}.")
 
 
+def claim_interpreters(summary, checks, table=None):
+    rows = rows_of(summary, lesson="threads_vs_processes")
+    if rows.empty or not (rows["item"] == "interpreters").any():
+        return None
+    rows = at_most_cpus(rows)
+    cpus = int(rows["cpus"].max())
+    parts, held = [], True
+    for python, group in rows.groupby("python"):
+        rates = {item: float(g["metric.iterations_per_second"].median())
+                 for item, g in group.groupby("item")}
+        if not rates.get("interpreters") or not rates.get("threads"):
+            continue
+        ratio = rates["interpreters"] / rates["threads"]
+        held &= ratio > THRESHOLD
+        processes = rates.get("processes")
+        parts.append(f"{short_python(python)}: interpreters {ratio:.2f}x the threads' loop rate"
+                     + (f", processes {processes / rates['threads']:.2f}x" if processes else ""))
+    if not parts:
+        return None
+    if cpus < 2:
+        return (CLAIM_INTERPRETERS, "fact", f"Measured at 1 CPU only, where nothing runs in "
+                                            f"parallel: {'; '.join(parts)}.")
+    mine = table_of(table, CLAIM_INTERPRETERS)
+    if mine is not None and len(mine):
+        mine = mine[mine["cpus"] >= 2]
+    verdict = v.decided(mine, v.HELD if held else v.NOT_HELD)
+    return (CLAIM_INTERPRETERS, verdict, f"{v.lead(verdict)} at {cpus} CPUs: "
+                                        f"{'; '.join(parts)}.")
+
+
 LESSON = Lesson("threads_vs_processes", "runner", "iterations_per_second", METRIC_WORDS, CHECKS,
-                observed, (claim_threads,), (verdicts,))
+                observed, (claim_threads, claim_interpreters),
+                (verdicts, verdicts_interpreters),
+                also=("workers_used",))
