@@ -61,7 +61,10 @@ def test_threads_and_interpreters_run_beside_the_pool_on_each_python(two_pythons
         if record["variant"] in ("threads", "interpreters"):
             assert record["check"]["warmed_workers"] == record["workers"]
             assert record["metrics"]["workers_used"]["unit"] == record["variant"]
-            assert record["metrics"]["pool_start_seconds"]["value"] > 0
+            assert record["metrics"]["workers_ready_seconds"]["value"] > 0
+        if record["variant"] == "strong":
+            ready = record["metrics"]["workers_ready_seconds"]["value"]
+            assert ready >= record["metrics"]["pool_start_seconds"]["value"]
 
 
 def test_the_report_has_the_executors_section_a_verdict_per_python_and_the_skip(two_pythons):
@@ -77,6 +80,7 @@ def test_the_report_has_the_executors_section_a_verdict_per_python_and_the_skip(
     summary = (folder / "summary.csv").read_text()
     assert "threads" in summary and "interpreters" in summary
     assert (folder / "speedup.png").exists()
+    assert 'id="executors"' in (folder / "report.html").read_text()
     assert "Processes, threads or interpreters:" in done.stdout
 
 

@@ -156,9 +156,9 @@ def test_no_pool_worker_can_take_two_warm_up_tasks():
     context = multiprocessing.get_context("fork")
     with context.Pool(3, initializer=scaling_processes._pool_worker_init,
                       initargs=(context.Barrier(3),)) as pool:
-        pids = pool.map(scaling_processes._warm_task,
-                        [(scaling_task.tutorial_sum, n) for n in (0, 200_000, 200_000)],
-                        chunksize=1)
+        pids = [pid for pid, _ in pool.map(
+            scaling_processes._warm_task,
+            [(scaling_task.tutorial_sum, n) for n in (0, 200_000, 200_000)], chunksize=1)]
     assert len(set(pids)) == 3
 
 

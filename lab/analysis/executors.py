@@ -5,7 +5,8 @@
 speedup T(1) / T(c) on the executor's own 1-CPU baseline with its bootstrap interval (from
 lab.analysis.scaling), the speed against the serial run (median(serial) / median(point), with
 the same bootstrap: the figure executors are compared on, since each one's own baseline
-differs), the start cost (the pool's or processes' start seconds each trial measured; median),
+differs), the start cost (median seconds until every pool worker had started and taken its
+warm-up task; for `process`, from the first start() to the first work),
 and what the workers said of the GIL.
 
 `verdicts(rows)`: one sentence per Python at its largest CPU count with two executors or more:
@@ -23,7 +24,9 @@ from lab.analysis.trials import measured, samples
 # variant -> what it is, in the report's words (the order is the table's)
 EXECUTORS = {"strong": "processes (Pool)", "process": "processes (Process)",
              "threads": "threads", "interpreters": "interpreters"}
-START_METRICS = ("metric.pool_start_seconds", "metric.process_start_seconds")
+# A pool's start: until every worker had started (older runs: the constructor); processes'
+START_METRICS = ("metric.workers_ready_seconds", "metric.pool_start_seconds",
+                 "metric.process_start_seconds")
 
 
 def short_python(version):

@@ -6,9 +6,9 @@ it. `StampedSection`: from the workers' own stamps (earliest start to latest end
 `check_warm`: every worker took its warm-up task. `Executed`: what an executor hands the trial.
 """
 
-from typing import NamedTuple
-
+import math
 import time
+from typing import NamedTuple
 
 from lab import sysinfo
 from lab.experiments import TrialCheckFailed
@@ -19,13 +19,15 @@ WARM_BARRIER_TIMEOUT_S = 120.0  # a worker that never takes its warm-up task fai
 class Executed(NamedTuple):
     """An executor's run: the chunk records (in the order of the units asked), the timed
     section, the seconds it took to start (a pool's constructor; for processes, to the first
-    work; for lazy thread and interpreter pools, until every worker had arrived), the workers
-    used, and the ids (pid, thread ident, interpreter id) that took a warm-up task."""
+    work), the workers used, the ids (pid, thread ident, interpreter id) that took a warm-up
+    task, and for pools the seconds from the constructor until every worker had started and
+    taken its warm-up task (what starting the pool costs before it can work: NaN elsewhere)."""
     chunks: list
     section: object
     start_seconds: float
     workers_used: int
     warmed: list
+    ready_seconds: float = math.nan
 
 
 class TimedSection:

@@ -4,7 +4,8 @@ every worker untimed and proving it, then timing the parallel section alone:
 
   pool_run      a multiprocessing Pool; one warm-up task per worker, each waiting on a Barrier
                 of all of them (given to the workers when the pool starts), so no worker can
-                take two; timed by the parent's clock around pool.map
+                take two; the barrier's release is when the pool was ready (every worker
+                started and holding a task); timed by the parent's clock around pool.map
   process_run   one Process per chunk, warm, parked on a Barrier, released together; timed from
                 the workers' own stamps
   ceiling_run   one spinner per CPU of the trial's affinity, each pinned to its own CPU; timed
@@ -29,12 +30,14 @@ def _pool_worker_init(barrier):
 
 
 def _warm_task(job):
-    """One worker's warm-up, job = (work, units): run it, then wait until every warm-up task is
-    held by a worker, so no worker can take two. Returns the pid."""
+    """One worker's warm-up, job = (work, units): wait until every warm-up task is held by a
+    worker, so no worker can take two, then run it. Returns (pid, perf_counter when every
+    worker was there: the pool was ready)."""
     work, units = job
-    work(units)
     _warm_barrier.wait(WARM_BARRIER_TIMEOUT_S)
-    return os.getpid()
+    ready = time.perf_counter()
+    work(units)
+    return os.getpid(), ready
 
 
 def _pool_chunk(job):
@@ -52,13 +55,15 @@ def pool_run(context, workers, work, asked, warm_units, warm_tasks):
     pool_start_seconds = time.perf_counter() - start
     try:
         warmed = pool.map(_warm_task, [(work, warm_units)] * warm_tasks, chunksize=1)
+        ready_seconds = min(ready for _, ready in warmed) - start  # the barrier's release
         with TimedSection() as section:
             chunks = pool.map(_pool_chunk, [(work, n) for n in asked], chunksize=1)
         workers_used = pool._processes  # the size Pool() chose when workers is None
     finally:
         pool.close()
         pool.join()
-    return Executed(chunks, section, pool_start_seconds, workers_used, warmed)
+    return Executed(chunks, section, pool_start_seconds, workers_used,
+                    [pid for pid, _ in warmed], ready_seconds)
 
 
 def _process_worker(ready, go, results, work, warm_units, units):

@@ -11,8 +11,8 @@ is a barrier-like scheme on two queues (queue.Queue for threads, a concurrent.in
 for interpreters, the only kind that crosses interpreters): each of `warm_tasks` warm-up tasks
 puts its worker's id (thread ident, interpreter id) on `arrive` and blocks on `release`; the
 trial takes every arrival, then releases them all, so no worker can take two warm-up tasks and
-every worker is started and has run the work before the clock starts. The start cost is from
-the pool's constructor until every worker has arrived (threads made, interpreters created). The
+every worker is started and has run the work before the clock starts. The pool's ready time is
+from its constructor until every worker has arrived (threads made, interpreters created). The
 section is timed by the trial's clock around executor.map, like the process Pool's.
 """
 
@@ -58,6 +58,7 @@ def executor_run(kind, workers, work, asked, warm_units, warm_tasks):
     who = KINDS[kind]
     start = time.perf_counter()
     executor, arrive, release = _pool(kind, workers)
+    constructed = time.perf_counter() - start  # lazy pools: nothing started yet
     try:
         warming = [executor.submit(warm_and_wait, work, warm_units, arrive, release,
                                    WARM_BARRIER_TIMEOUT_S, who) for _ in range(warm_tasks)]
@@ -67,7 +68,7 @@ def executor_run(kind, workers, work, asked, warm_units, warm_tasks):
             except queue.Empty:
                 raise TrialCheckFailed(f"the warm-up reached {arrived} of the {workers} "
                                        f"{who}s in {WARM_BARRIER_TIMEOUT_S:g} s") from None
-        start_seconds = time.perf_counter() - start  # every worker started and holding a task
+        ready_seconds = time.perf_counter() - start  # every worker started and holding a task
         for _ in range(warm_tasks):
             release.put(True)
         warmed = [future.result(WARM_BARRIER_TIMEOUT_S) for future in warming]
@@ -75,4 +76,4 @@ def executor_run(kind, workers, work, asked, warm_units, warm_tasks):
             chunks = list(executor.map(run_chunk, [work] * len(asked), asked))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    return Executed(chunks, section, start_seconds, workers, warmed)
+    return Executed(chunks, section, constructed, workers, warmed, ready_seconds)

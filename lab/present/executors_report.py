@@ -71,10 +71,9 @@ def executors_section(scaling, summary, meta, say=print):
         section.add("table", table,
                     "Per Python and CPU count (workers = CPUs): speedup T(1 CPU) / T(c) on each "
                     "executor's own 1-CPU run; vs serial = T(serial run) / T(c), the figure the "
-                    "executors are compared on; start s = median seconds to start the pool or "
-                    "processes (a Pool's constructor; a Process set to the first work; a thread "
-                    "or interpreter pool until every worker had started and taken its warm-up "
-                    "task); GIL = whether the workers' interpreter had its GIL on (sys._is_gil_enabled(); "
+                    "executors are compared on; start s = median seconds from a pool's constructor "
+                    "until every worker had started and taken its warm-up task (Processes: "
+                    "from the first start() to the first work, their warm-up included); GIL = whether the workers' interpreter had its GIL on (sys._is_gil_enabled(); "
                     "each interpreter has its own, so interpreters run in parallel with theirs "
                     "on)")
     if verdicts:
