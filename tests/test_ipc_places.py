@@ -130,3 +130,13 @@ def test_an_interpreter_channel_that_drops_a_message_is_a_failed_trial(engine, t
     assert records and all(not r["ok"] for r in records)
     assert all("items were lost" in r["error"] and r["seconds"] is None for r in records)
     assert done.returncode != 0
+
+
+def test_a_channel_is_one_catalog_entry_with_its_machinery():
+    """Every channel's make and open come from its entry (or the one it is built on): nothing
+    about a channel is written anywhere else."""
+    from lab.experiments.ipc_channels import TEST_DOUBLES
+    for name in list(CATALOG) + list(TEST_DOUBLES):
+        machinery = facts(TEST_DOUBLES.get(name, name)).machinery
+        assert machinery is not None and callable(machinery.make) and callable(machinery.open)
+    assert facts("queue_unbounded").machinery is facts("queue").machinery

@@ -4,11 +4,15 @@ Standard library only (it runs in the trial too). An entry says what a channel i
 it carries (pickled objects or byte frames), whether many ends may share it, whether it is
 duplex, whether it takes a bound (queue_maxsize) or a credit window instead, how the report
 writes it, and what one small send roughly costs (the host's first guess of a point's duration,
-before its warm-up trial has measured it). Adding a channel is one entry here plus, if it is
-built on something new, its construction in lab.experiments.ipc_channels.Channel.
+before its warm-up trial has measured it), where its ends run (processes, threads,
+interpreters), the Python it needs, and its machinery: how it is made, opened and closed
+(lab.experiments.ipc_machinery). Adding a channel is one entry here; one built on machinery no
+entry has yet also writes that Machinery (a make and an open function) in ipc_machinery.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from lab.experiments import ipc_machinery as m
 
 DEFAULT_SEND_US = 10.0  # a channel without a measured cost: guessed like the slowest plain queue
 
@@ -31,6 +35,8 @@ class ChannelFacts:
     min_python: tuple = ()    # the oldest Python that has it, e.g. (3, 14); () = every one
     wake_us: float | None = None  # a blocked receiver's wake-up, if not the kernel's (the
                               # interpreters queue polls: its blocking get sleeps 10 ms a try)
+    machinery: object = None  # how it is made, opened, closed (lab.experiments.ipc_machinery);
+                              # a channel built on another one takes that one's
 
     @property
     def base(self):
@@ -40,25 +46,35 @@ class ChannelFacts:
 # In the order tables and charts show them: the tutorial's three first, the unbounded queues
 # beside them, then the channels beyond, the reference last.
 CATALOG = {f.name: f for f in (
-    ChannelFacts("pipe", "Pipe()", duplex=True, send_us=3.5, tutorial=True),
-    ChannelFacts("queue", "Queue()", shared=True, bounded=True, send_us=7.5, tutorial=True),
+    ChannelFacts("pipe", "Pipe()", duplex=True, send_us=3.5, tutorial=True,
+                 machinery=m.CONNECTION),
+    ChannelFacts("queue", "Queue()", shared=True, bounded=True, send_us=7.5, tutorial=True,
+                 machinery=m.QUEUE),
     ChannelFacts("joinable_queue", "JoinableQueue()", shared=True, bounded=True, send_us=10.0,
-                 tutorial=True),
+                 tutorial=True, machinery=m.JOINABLE_QUEUE),
     ChannelFacts("queue_unbounded", "Queue() + credits", built_on="queue", credits=True,
                  send_us=7.5),
     ChannelFacts("joinable_queue_unbounded", "JoinableQueue() + credits",
                  built_on="joinable_queue", credits=True, send_us=10.0),
-    ChannelFacts("pipe_oneway", "Pipe(duplex=False)", send_us=3.5),
-    ChannelFacts("simple_queue", "SimpleQueue()", shared=True, send_us=4.5),
-    ChannelFacts("pipe_bytes", "Pipe().send_bytes()", codec="bytes", duplex=True, send_us=2.5),
-    ChannelFacts("manager_queue", "Manager().Queue()", shared=True, bounded=True, send_us=55.0),
-    ChannelFacts("unix_socket", "socketpair(AF_UNIX)", codec="bytes", duplex=True, send_us=3.0),
-    ChannelFacts("shm_ring", "shared-memory ring", codec="bytes", send_us=2.0),
+    ChannelFacts("pipe_oneway", "Pipe(duplex=False)", send_us=3.5,
+                 machinery=m.ONEWAY_CONNECTION),
+    ChannelFacts("simple_queue", "SimpleQueue()", shared=True, send_us=4.5,
+                 machinery=m.SIMPLE_QUEUE),
+    ChannelFacts("pipe_bytes", "Pipe().send_bytes()", codec="bytes", duplex=True, send_us=2.5,
+                 machinery=m.CONNECTION_BYTES),
+    ChannelFacts("manager_queue", "Manager().Queue()", shared=True, bounded=True, send_us=55.0,
+                 machinery=m.MANAGER_QUEUE),
+    ChannelFacts("unix_socket", "socketpair(AF_UNIX)", codec="bytes", duplex=True, send_us=3.0,
+                 machinery=m.UNIX_SOCKET),
+    ChannelFacts("shm_ring", "shared-memory ring", codec="bytes", send_us=2.0,
+                 machinery=m.SHM_RING),
     ChannelFacts("thread_queue", "queue.Queue()", shared=True, bounded=True,
-                 send_us=3.0, ends="threads"),
+                 send_us=3.0, ends="threads", machinery=m.THREAD_QUEUE),
     ChannelFacts("interpreter_queue", "interpreters.create_queue()", credits=True, send_us=3.0,
-                 ends="interpreters", min_python=(3, 14), wake_us=10_000.0),
-    ChannelFacts("os_pipe", "os.pipe() (reference)", codec="bytes", send_us=2.0, reference=True),
+                 ends="interpreters", min_python=(3, 14), wake_us=10_000.0,
+                 machinery=m.INTERPRETER_QUEUE),
+    ChannelFacts("os_pipe", "os.pipe() (reference)", codec="bytes", send_us=2.0, reference=True,
+                 machinery=m.RAW_PIPE),
 )}
 
 CHANNELS = tuple(CATALOG)
@@ -94,8 +110,12 @@ def python_refusal(name, version):
 
 def facts(name):
     """The entry of a channel (a test double's: the one it imitates; see ipc_channels), or a
-    plain entry with the default costs for a name the catalog does not hold."""
-    return CATALOG.get(name) or ChannelFacts(name, name)
+    plain entry with the default costs for a name the catalog does not hold. A channel built
+    on another has that one's machinery."""
+    found = CATALOG.get(name) or ChannelFacts(name, name)
+    if found.machinery is None and found.built_on in CATALOG:
+        return replace(found, machinery=CATALOG[found.built_on].machinery)
+    return found
 
 
 def display(name, bound=None):

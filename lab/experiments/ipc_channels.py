@@ -16,8 +16,6 @@ its frame buffers); each of them does (a write, a socket send, a copy into the r
 """
 
 import os
-import socket
-import struct
 
 from lab.experiments import ipc_credits
 # The kinds of machinery; lab.experiments.ipc_catalog holds every channel's facts.
@@ -31,8 +29,6 @@ TEST_DOUBLES = {"test_drop_one": "pipe", "test_corrupt_one": "pipe_bytes",
                 "test_drop_thread": "thread_queue", "test_drop_interpreter": "interpreter_queue"}
 DROPPING = ("test_drop_one", "test_drop_thread", "test_drop_interpreter")  # lose one message
 
-LENGTH = struct.Struct("<I")  # the unix socket's length prefix
-
 
 def base_kind(kind):
     """The machinery a kind is built on: itself, what a test double imitates, or what the
@@ -41,57 +37,25 @@ def base_kind(kind):
 
 
 class Channel:
-    """One channel instance, created in the trial's parent before any end starts."""
+    """One channel instance, created in the trial's parent before any end starts: its kind's
+    machinery (the catalog entry's) makes it, and frees it in `close()`."""
 
     def __init__(self, kind, context, queue_maxsize=0, ring_bytes=None, pipe_buffer_bytes=None):
         self.kind = kind
         self.base = base = base_kind(kind)
-        self.manager = None
-        self.ring = None
-        self.pipe_buffer_bytes = None
-        self._sockets = ()
+        machinery = facts(base).machinery
+        if machinery is None:
+            raise ValueError(f"unknown channel {kind!r}")
         self.credits = None  # (reader, writer) of the credit pipe of an unbounded queue
         if facts(kind).credits and facts(kind).ends != "processes":
             self.credits = tuple(map(Fd, os.pipe()))  # one process: the fds cross as numbers
         elif facts(kind).credits:
             self.credits = context.Pipe(duplex=False)  # the consumer's acknowledgements
-        if base in ("pipe", "pipe_bytes"):
-            self.a, self.b = context.Pipe(duplex=True)  # on Linux: a socketpair
-        elif base in ("pipe_oneway", "os_pipe"):
-            reader, writer = context.Pipe(duplex=False)  # an os.pipe()
-            self.a, self.b = writer, reader
-            if base == "os_pipe" and pipe_buffer_bytes:
-                self.pipe_buffer_bytes = _grow_pipe(writer.fileno(), pipe_buffer_bytes)
-        elif base == "unix_socket":
-            self.a, self.b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._sockets = (self.a, self.b)
-        elif base == "queue":
-            self.a = self.b = context.Queue(queue_maxsize)
-        elif base == "joinable_queue":
-            self.a = self.b = context.JoinableQueue(queue_maxsize)
-        elif base == "simple_queue":
-            self.a = self.b = context.SimpleQueue()  # bounded by its pipe: put blocks when full
-        elif base == "manager_queue":
-            self.manager = context.Manager()
-            self.a = self.b = self.manager.Queue(queue_maxsize)
-        elif base == "thread_queue":
-            import queue
-            self.a = self.b = queue.Queue(queue_maxsize)  # both ends are threads of this process
-        elif base == "interpreter_queue":
-            from concurrent import interpreters  # Python 3.14+ (the trial refuses older ones)
-            self.a = self.b = interpreters.create_queue()  # unbounded: paced by credits
-        elif base == "shm_ring":
-            from lab.experiments.ipc_ring import Ring  # shared_memory only where it is used
-            self.ring = Ring.create(ring_bytes)
-            self.a = self.b = ("ring", self.ring.name, ring_bytes)
-        else:
-            raise ValueError(f"unknown channel {kind!r}")
-
-    @property
-    def helper_pid(self):
-        """The pid of a process in the middle of the channel (the manager's server), or None."""
-        process = getattr(self.manager, "_process", None)
-        return process.pid if process is not None else None
+        made = machinery.make(context, queue_maxsize, ring_bytes, pipe_buffer_bytes)
+        self.a, self.b = made.a, made.b
+        self.helper_pid = made.helper_pid  # a process in the middle (a Manager's server)
+        self.pipe_buffer_bytes = made.pipe_buffer_bytes
+        self._made_closers = made.closers
 
     def ends(self):
         """(producer's End, consumer's End) for a one-way stream.
@@ -105,32 +69,13 @@ class Channel:
     def close(self):
         """Free what the channel holds in this process (after every end has finished)."""
         errors = []
-        for action in self._closers():
+        for action in self._made_closers + tuple(end.close for end in self.credits or ()):
             try:
                 action()
             except Exception as error:  # keep freeing the rest; report the first failure
                 errors.append(error)
         if errors:
             raise errors[0]
-
-    def _closers(self):
-        if self.ring is not None:
-            yield self.ring.close
-            yield self.ring.unlink
-        if self.manager is not None:
-            yield self.manager.shutdown
-        if self.base in ("queue", "joinable_queue"):
-            yield self.a.close
-            yield self.a.join_thread  # a parent that put (timing=seed) flushes its feeder
-        elif self.base == "simple_queue":
-            yield self.a.close
-        elif self.base in ("pipe", "pipe_bytes", "pipe_oneway", "os_pipe"):
-            yield self.a.close
-            yield self.b.close
-        for sock in self._sockets:
-            yield sock.close
-        for end in self.credits or ():
-            yield end.close
 
 
 class Fd:
@@ -147,25 +92,6 @@ class Fd:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def _grow_pipe(fd, wanted):
-    """Give the pipe a buffer of `wanted` bytes, or the most the system allows an unprivileged
-    process (/proc/sys/fs/pipe-max-size); returns the size it has."""
-    try:
-        import fcntl
-        set_size, get_size = fcntl.F_SETPIPE_SZ, fcntl.F_GETPIPE_SZ
-    except (ImportError, AttributeError):  # not Linux
-        return None
-    try:
-        fcntl.fcntl(fd, set_size, wanted)
-    except OSError:
-        try:
-            with open("/proc/sys/fs/pipe-max-size") as limit:
-                fcntl.fcntl(fd, set_size, min(wanted, int(limit.read())))
-        except (OSError, ValueError):
-            pass
-    return fcntl.fcntl(fd, get_size)
 
 
 def pingpong_ends(channels):
@@ -210,46 +136,10 @@ class End:
     def open(self, cfg):
         """The callables of this end, in the calling process. `cfg` is the trial's derived
         configuration (block size of os_pipe, deadline of the ring, the test doubles' target)."""
-        base = base_kind(self.kind)
-        send = recv = task_done = join = None
-        closers = []
-        tx, rx = self.tx, self.rx
-        if base in ("pipe", "pipe_oneway"):
-            send = tx.send if tx is not None else None
-            recv = rx.recv if rx is not None else None
-        elif base == "pipe_bytes":
-            send = tx.send_bytes if tx is not None else None
-            recv = rx.recv_bytes if rx is not None else None
-        elif base in QUEUE_KINDS or base == "interpreter_queue":
-            send = tx.put if tx is not None else None
-            recv = rx.get if rx is not None else None
-            if base == "joinable_queue":
-                task_done = rx.task_done if rx is not None else None
-                join = tx.join if tx is not None else None
-        elif base == "unix_socket":
-            if tx is not None:
-                send = _socket_sender(tx)
-            if rx is not None:
-                recv, reader = _socket_receiver(rx)
-                closers.append(reader.close)
-        elif base == "os_pipe":
-            if tx is not None:
-                send = _fd_sender(tx.fileno())
-            if rx is not None:
-                recv = _fd_receiver(rx.fileno(), cfg["block_bytes"])
-        elif base == "shm_ring":
-            from lab.experiments.ipc_ring import Ring
-            deadline = cfg.get("deadline")
-            if tx is not None:
-                ring_tx = Ring.attach(tx[1], tx[2], deadline)
-                closers.append(ring_tx.close)
-                send = ring_tx.put
-            if rx is not None:
-                ring_rx = Ring.attach(rx[1], rx[2], deadline)
-                closers.append(ring_rx.close)
-                recv = ring_rx.get
-        else:
+        machinery = facts(base_kind(self.kind)).machinery
+        if machinery is None:
             raise ValueError(f"unknown channel {self.kind!r}")
+        send, recv, task_done, join, closers = machinery.open(self.tx, self.rx, cfg)
         if self.credits is not None:
             window, every = cfg["credit_window"], cfg["credit_every"]
             if self.rx is None:  # the producer
@@ -263,73 +153,7 @@ class End:
             send = _corrupting(send, cfg["broken_message"])
         if send is not None and self.kind == "test_tear_one":
             send = _tearing(send, cfg["broken_message"])
-        return Port(send, recv, task_done, join, closers)
-
-
-def _socket_sender(sock):
-    """Length-prefixed frames on a stream socket: prefix and frame in one sendmsg, no copy."""
-    sendmsg, sendall, pack = sock.sendmsg, sock.sendall, LENGTH.pack
-
-    def send(frame):
-        n = len(frame)
-        prefix = pack(n)
-        sent = sendmsg([prefix, frame])
-        if sent != n + LENGTH.size:  # a large frame went out in part: send the rest
-            if sent < LENGTH.size:
-                sendall(prefix[sent:])
-                sent = LENGTH.size
-            sendall(memoryview(frame)[sent - LENGTH.size:])
-    return send
-
-
-def _socket_receiver(sock):
-    """Read length-prefixed frames through a buffered reader (few recv calls per frame)."""
-    reader = sock.makefile("rb", buffering=1 << 16)
-    read, unpack = reader.read, LENGTH.unpack
-
-    def recv():
-        prefix = read(LENGTH.size)
-        if len(prefix) != LENGTH.size:
-            raise EOFError("unix socket closed mid-stream")
-        n = unpack(prefix)[0]
-        frame = read(n)
-        if len(frame) != n:
-            raise EOFError("unix socket closed mid-frame")
-        return frame
-    return recv, reader
-
-
-def _fd_sender(fd):
-    """Raw os.write of whole blocks (a blocking pipe writes all, but a signal may cut it short)."""
-    write = os.write
-
-    def send(block):
-        done = write(fd, block)
-        if done != len(block):
-            view = memoryview(block)
-            while done < len(view):
-                done += write(fd, view[done:])
-    return send
-
-
-def _fd_receiver(fd, block_bytes):
-    """Raw os.read of fixed-size blocks: one read when the pipe holds a whole block."""
-    read = os.read
-
-    def recv():
-        block = read(fd, block_bytes)
-        if len(block) == block_bytes:
-            return block
-        parts = [block]
-        got = len(block)
-        while got < block_bytes:
-            if not parts[-1]:
-                raise EOFError("pipe closed mid-block")
-            part = read(fd, block_bytes - got)
-            parts.append(part)
-            got += len(part)
-        return b"".join(parts)
-    return recv
+        return Port(send, recv, task_done, join, list(closers))
 
 
 def _dropping(send, target):
