@@ -35,6 +35,7 @@ class ChannelFacts:
     min_python: tuple = ()    # the oldest Python that has it, e.g. (3, 14); () = every one
     wake_us: float | None = None  # a blocked receiver's wake-up, if not the kernel's (the
                               # interpreters queue polls: its blocking get sleeps 10 ms a try)
+    helpers: int = 0          # processes in the middle it starts (a Manager's server)
     machinery: object = None  # how it is made, opened, closed (lab.experiments.ipc_machinery);
                               # a channel built on another one takes that one's
 
@@ -63,7 +64,7 @@ CATALOG = {f.name: f for f in (
     ChannelFacts("pipe_bytes", "Pipe().send_bytes()", codec="bytes", duplex=True, send_us=2.5,
                  machinery=m.CONNECTION_BYTES),
     ChannelFacts("manager_queue", "Manager().Queue()", shared=True, bounded=True, send_us=55.0,
-                 machinery=m.MANAGER_QUEUE),
+                 helpers=1, machinery=m.MANAGER_QUEUE),
     ChannelFacts("unix_socket", "socketpair(AF_UNIX)", codec="bytes", duplex=True, send_us=3.0,
                  machinery=m.UNIX_SOCKET),
     ChannelFacts("shm_ring", "shared-memory ring", codec="bytes", send_us=2.0,

@@ -57,7 +57,7 @@ def estimate(params, variant=None, start_method="fork"):
         if base not in BYTE_KINDS:
             seconds += (items - frames) * _BATCH_ITEM_US * 1e-6
     seconds += bytes_total / rate
-    processes = p["producers"] + p["consumers"] + (1 if base == "manager_queue" else 0)
+    processes = p["producers"] + p["consumers"] + facts(base).helpers
     start_method = {"processes": start_method or "fork"}.get(facts(base).ends, facts(base).ends)
     seconds += processes * _START_SECONDS.get(start_method, 0.15)
     return {"bytes_total": bytes_total, "seconds_estimate": seconds,
