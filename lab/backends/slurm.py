@@ -53,16 +53,16 @@ import time
 from pathlib import Path
 
 # RUN_LABEL too: callers that run one trial by hand (tests, benchmarks) label it from here
-from lab.backends import RUN_LABEL, Backend, BackendUnavailable, ImageMismatch  # noqa: F401
+from lab.backends import (RUN_LABEL, Backend, BackendUnavailable, FlagRefused,  # noqa: F401
+                          ImageMismatch)
 from lab.backends import slurm_input
 from lab.backends.slurm_code import NODE_PROBE, PROBE_SPEC, stage_code, unstage
-from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX, PARTITION_NAME,
+from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX,
                                          command, controller_answers, duration_minutes,
                                          first_line, minimal_env, node_usable, show,
                                          time_limit_minutes, to_int, why_failed)
 from lab.backends.slurm_nodes import NodeDealer, idle_nodes, max_nodes_of
 from lab.backends.slurm_step import SlurmSteps
-from lab.backends.slurm_project import SlurmProject
 
 from lab.package_files import PROJECT_ROOT
 PREPARE_JOB = JOB_PREFIX + "prepare"      # + "-<token>": this invocation's own
@@ -72,7 +72,7 @@ TRIAL_LIMIT_S = 600                # lab.trial_time_limit_s when the config has 
 CHECK_LIMIT_S = 60                 # the pre-run check's --time: one minute
 
 
-class SlurmBackend(SlurmSteps, SlurmProject, Backend):
+class SlurmBackend(SlurmSteps, Backend):
     name = "slurm"
     engine_words = "the Slurm controller"
     trial_overhead_s = 0.3  # srun's scheduling pass and step launch, interpreter start (~0.2 s here)
@@ -149,23 +149,13 @@ class SlurmBackend(SlurmSteps, SlurmProject, Backend):
         saying in one line what is missing: Slurm's commands, the controller, the partition, a
         usable node."""
         options = config.get("backend_options") or {}
-        partition = str(options.get("partition") or "").strip()
-        python = str(options.get("python") or "python3").strip()
-        per_node = options.get("per_node") or 1
         max_nodes = options.get("max_nodes") or (config.get("slurm") or {}).get("max_nodes")
-        if partition and not PARTITION_NAME.match(partition):
-            raise BackendUnavailable(f"--partition {partition!r}: not a partition name; allowed: "
-                                     f"letters, digits, '_', '.', '-'", hint="")
-        if not python or any(c.isspace() for c in python):
-            raise BackendUnavailable(f"--python {python!r}: not a command; allowed: the node's "
-                                     f"interpreter, e.g. python3 or /opt/python/3.13/bin/python3",
-                                     hint="")
-        try:
-            per_node = int(str(per_node).strip())
-            assert per_node >= 1
-        except (ValueError, AssertionError):
-            raise BackendUnavailable(f"--per-node {options.get('per_node')!r}: not allowed; "
-                                     f"allowed: a whole number of at least 1", hint="") from None
+        try:  # checked by the flags' own parsers: a caller from Python gets the same refusals
+            partition = slurm_input.partition(options.get("partition"))
+            python = slurm_input.python(options.get("python"))
+            per_node = slurm_input.per_node(options.get("per_node"))
+        except FlagRefused as why:
+            raise BackendUnavailable(str(why), hint="") from None
         missing = [name for name in COMMANDS if shutil.which(name) is None]
         if missing:
             raise BackendUnavailable(f"no Slurm here: {', '.join(missing)} not on PATH",

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 from lab.backends import BackendUnavailable
-from lab.backends.slurm_input import PARTITION_NAME  # noqa: F401 (one definition)
 
 COMMANDS = ("sinfo", "srun", "scontrol", "squeue", "scancel")
 JOB_PREFIX = "multicore-lab-"
