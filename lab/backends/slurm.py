@@ -63,6 +63,7 @@ from lab.backends.slurm_commands import (COMMANDS, JOB_PREFIX,
                                          time_limit_minutes, to_int, why_failed)
 from lab.backends.slurm_nodes import NodeDealer, idle_nodes, max_nodes_of
 from lab.backends.slurm_step import SlurmSteps
+from lab.backends.slurm_project import SlurmProject
 
 from lab.package_files import PROJECT_ROOT
 PREPARE_JOB = JOB_PREFIX + "prepare"      # + "-<token>": this invocation's own
@@ -72,7 +73,7 @@ TRIAL_LIMIT_S = 600                # lab.trial_time_limit_s when the config has 
 CHECK_LIMIT_S = 60                 # the pre-run check's --time: one minute
 
 
-class SlurmBackend(SlurmSteps, Backend):
+class SlurmBackend(SlurmSteps, SlurmProject, Backend):
     name = "slurm"
     engine_words = "the Slurm controller"
     trial_overhead_s = 0.3  # srun's scheduling pass and step launch, interpreter start (~0.2 s here)
