@@ -244,6 +244,8 @@ REFUSALS = [
     (["--target", "my_work"], "allowed FILE.py:FUNCTION or package.module:FUNCTION"),
     (["--target", "my_work.py:crunch", "--command", "x"], "--command and --target together"),
     (["--mount", "nowhere", "--command", "x"], "--mount 'nowhere': no such folder"),
+    (["--target", "my_work.py:crunch", "--variants", "strong,interpreters"],
+     "InterpreterPoolExecutor needs Python 3.14 or later, and multicore-lab-base:trixie has"),
     (["--requirements", "requirements.txt"], "alone: allowed with --command or --target"),
 ]
 

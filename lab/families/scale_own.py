@@ -152,6 +152,8 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
     kept = {"own": {"experiment": own.experiment, "code": own.code, "project": own.project,
                     "requirements": own.requirements}}
     calibration = {"mode": work if isinstance(work, str) else "given"}
+    if not own.uses_work():
+        calibration = {"mode": "not used (the command has no {work})"}
     if own.experiment == "target" and work == "seed":
         raise BadInput("--work seed is the tutorial's; with --target allowed: auto or a number "
                        "of units")
@@ -168,6 +170,13 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
             raise BadInput(f"--requirements: the {backend.name} backend cannot install them; "
                            f"allowed: --backend docker, local or slurm")
         add_requirements(own.requirements, say)
+    if "interpreters" in options.variants:  # InterpreterPoolExecutor: Python 3.14 and later
+        for name in images:
+            python = str(backend.image_info(name).get("python") or "?")
+            if tuple(int(p) for p in python.rstrip("t").split(".")[:2] if p.isdigit()) < (3, 14):
+                raise BadInput(f"--variants interpreters: InterpreterPoolExecutor needs Python "
+                               f"3.14 or later, and {name} has Python {python}; allowed: "
+                               f"--base-image multicore-lab-base:sid or the other variants")
     calibrate = own.experiment == "target" and work == "auto"
     cpuset = topology.cpuset_for(1, cpus, options.shared.placement)
     spec = {"experiment": own.experiment, "variant": "check",
