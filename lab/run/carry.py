@@ -114,22 +114,37 @@ def perform(family, plan, backend, config, prepared, extra_meta=None, say=print,
     }
     meta.update(backend.run_meta())
     meta.update(extra_meta or {})
-    folder = None
+
+    def open_folder():  # meta.json and plan.json whole before anything else
+        folder = _create_folder(config["results_dir"], family.name)
+        meta["run_id"] = folder.run_id
+        _write_new_run(folder, meta, family.name, plan, sizing)
+        return folder
+
+    def run(folder, guard):
+        pythons = ", ".join(f"{i.get('tag') or i.get('id')} (Python {i.get('python')})"
+                            for i in images.values())
+        hosts = meta.get("hosts") or {}
+        on = f" on {len(hosts)} host(s) side by side ({', '.join(hosts)})" if hosts else ""
+        say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend"
+            f"{on}, image {pythons}; results in {folder.path}")
+        return run_trials(family, plan, backend, folder, meta["host"]["hostname"], config,
+                          estimator(family, backend, prepared), say, guard=guard,
+                          sizing=Sizing(family, folder, sizing))
+
+    return into_folder(family, open_folder, run, say)
+
+
+def into_folder(family, open_folder, run, say, folder=None):
+    """The trials into a run folder, the same for every way in: `open_folder()` makes it (a new
+    run) or marks `folder` running again (--resume) while a signal waits, so its files are
+    whole; `run(folder, guard)` runs the trials (run_trials). A signal before the first trial
+    leaves the folder resumable. Returns (folder, status)."""
     with signals_caught() as guard:
         try:
-            with guard.shielded():  # a signal now waits until meta.json and plan.json are whole
-                folder = _create_folder(config["results_dir"], family.name)
-                meta["run_id"] = folder.run_id
-                _write_new_run(folder, meta, family.name, plan, sizing)
-            pythons = ", ".join(f"{i.get('tag') or i.get('id')} (Python {i.get('python')})"
-                                for i in images.values())
-            hosts = meta.get("hosts") or {}
-            on = f" on {len(hosts)} host(s) side by side ({', '.join(hosts)})" if hosts else ""
-            say(f"run {folder.run_id}: {len(plan.trials)} trials on the {backend.name} backend"
-                f"{on}, image {pythons}; results in {folder.path}")
-            status = run_trials(family, plan, backend, folder, meta["host"]["hostname"], config,
-                                estimator(family, backend, prepared), say, guard=guard,
-                                sizing=Sizing(family, folder, sizing))
+            with guard.shielded():
+                folder = open_folder()
+            status = run(folder, guard)
         except runner.Interrupted as why:
             guard.closing()
             status = interrupted_before_trials(family.name, folder, why, say)

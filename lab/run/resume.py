@@ -19,13 +19,12 @@ from lab import records
 from lab.backends import DEFAULT_HOST, ImageMismatch, backend_class
 from lab.hosts import topology
 from lab.run import folder as runfolder
-from lab.run import runner
 from lab.run.options import BACKEND_FLAGS, SHARED_FLAGS, BadInput, parse_shared
 from lab.run.plan import Plan, plan_of
 from lab.run.progress import format_duration
 from lab.run.sizing import Sizing
-from lab.run.carry import (connect_backend, estimator, finish, host_points,
-                           interrupted_before_trials, run_trials, signals_caught)
+from lab.run.carry import (connect_backend, estimator, finish, host_points, into_folder,
+                           run_trials)
 
 
 @dataclass
@@ -227,23 +226,24 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
                         "cut_off": _cut_off_count(previous, pending), "command": " ".join(sys.argv),
                         "previous_status": previous.meta.get("status")})
         host = backend.host_facts().get("hostname")
-        with signals_caught() as guard:
-            try:
-                with guard.shielded():  # a signal now waits until meta.json is whole
-                    _update_meta(folder, run, status="running", resumes=resumes)
-                say(f"{_summary(previous, pending)}; on the {backend.name} backend, results in "
-                    f"{folder.path}")
-                if host != (previous.meta.get("host") or {}).get("hostname") and not \
-                        previous.meta.get("hosts"):
-                    say(f"WARNING: run {run} started on host "
-                        f"{previous.meta.get('host', {}).get('hostname')}, it is resumed on {host}")
-                status = run_trials(family, previous.plan, backend, folder, host, config,
-                                    estimator(family, backend, previous.meta), say,
-                                    done=previous.kept, guard=guard,
-                                    sizing=Sizing(family, folder, previous.sizing))
-            except runner.Interrupted as why:
-                guard.closing()
-                status = interrupted_before_trials(family.name, folder, why, say)
+
+        def reopen():
+            _update_meta(folder, run, status="running", resumes=resumes)
+            return folder
+
+        def run_rest(folder, guard):
+            say(f"{_summary(previous, pending)}; on the {backend.name} backend, results in "
+                f"{folder.path}")
+            if host != (previous.meta.get("host") or {}).get("hostname") and not \
+                    previous.meta.get("hosts"):
+                say(f"WARNING: run {run} started on host "
+                    f"{previous.meta.get('host', {}).get('hostname')}, it is resumed on {host}")
+            return run_trials(family, previous.plan, backend, folder, host, config,
+                              estimator(family, backend, previous.meta), say,
+                              done=previous.kept, guard=guard,
+                              sizing=Sizing(family, folder, previous.sizing))
+
+        folder, status = into_folder(family, reopen, run_rest, say, folder)
         if status == "complete":
             _retire_failure(folder, run)
         return folder, status
