@@ -165,6 +165,8 @@ class TrialRunner:
         return (f"removed {count} container(s) left behind by run {run_id} "
                 f"(label {RUN_LABEL}={run_id})")
 
+    quota_advice = "use --backend docker"  # where a point's CPU quota can be set
+
     @staticmethod
     def quota_refusal(by_name):
         """Why a --quota cannot run here, in words; `by_name`: the backend was asked for by

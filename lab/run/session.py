@@ -131,7 +131,7 @@ def plan_for_backend(plan, path, backend, base_image, hosts=None):
                            f"{','.join(map(str, sorted(usable)))}")
         if point.quota is not None and not backend.supports_quota:
             raise BadInput(f"--plan {path}: point {point.point_id} has a CPU quota, which the "
-                           f"{backend.name} backend cannot set; use --backend docker")
+                           f"{backend.name} backend cannot set; {backend.quota_advice}")
         image = backend.image_for_rerun(point.image, base_image)
         points.append(make_point(**{**point.as_dict(), "image": image}))
     return Plan(points, plan.repeat, plan.seed, plan.discard_first_round)
