@@ -5,9 +5,10 @@
 
 
 def crunch(n):
-    """n units of work (one multiply-add each); the sum is deterministic and adds up across
-    chunks, so the lab checks every chunk and the total."""
-    total = 0
-    for i in range(n):
-        total += (i * 7) % 3
-    return total
+    """n units of work, each the same arithmetic on the same number, counted: the result is n,
+    deterministic and adding up across chunks, so the lab checks every chunk and the total."""
+    done = 0
+    x = 12345
+    for _ in range(n):
+        done += (x * x + 1) % 97 > 0
+    return done

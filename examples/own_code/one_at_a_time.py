@@ -11,7 +11,8 @@ def crunch(n):
     """crunch.py's work, done while holding the trial's one lock."""
     with open("/tmp/one-at-a-time.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        total = 0
-        for i in range(n):
-            total += (i * 7) % 3
-        return total
+        done = 0
+        x = 12345
+        for _ in range(n):
+            done += (x * x + 1) % 97 > 0
+        return done

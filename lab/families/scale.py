@@ -255,9 +255,10 @@ class ScaleFamily(Family):
     def facts(self, meta):
         calibration = meta.get("calibration")
         if not calibration:
-            return []
-        return [("work", ", ".join(f"{k.replace('_', ' ')} {_readable(v)}"
-                                   for k, v in calibration.items()))]
+            return scale_own.facts(meta)
+        return scale_own.facts(meta) + [("work", ", ".join(f"{k.replace('_', ' ')} "
+                                                           f"{_readable(v)}"
+                                                           for k, v in calibration.items()))]
 
     def row_label(self, row, varying=()):
         """A point in words; the work is left out: it is one per run, the ceiling's spinners

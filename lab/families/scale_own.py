@@ -215,3 +215,19 @@ def estimate(point, prepared):
     if point.experiment == "target" and point.params_dict.get("work") is None:  # a dry run
         return float((prepared.get("calibration") or {}).get("target_seconds") or 2.0)
     return None
+
+
+def facts(meta):
+    """The report's facts line of a run of the user's code: what ran, where, what was checked."""
+    own = meta.get("own")
+    if not own:
+        return []
+    checked = own.get("checked") or {}
+    found = [word for word, key in (("deterministic", "deterministic"),
+                                    ("results that add", "additive")) if checked.get(key)]
+    said = f" ({', '.join(found)})" if found else (" (neither deterministic nor adding: "
+                                                   "those checks can't tell)"
+                                                   if own["experiment"] == "target" else "")
+    requirements = f", requirements {own['requirements']}" if own.get("requirements") else ""
+    return [(f"your {own['experiment']}", f"{own['code']}{said}, in {own['project']}"
+                                          f"{requirements}")]
