@@ -47,7 +47,6 @@ from lab.experiments.scaling_clock import TimedSection, check_warm
 from lab.experiments.scaling_processes import ceiling_run, pool_run, process_run
 from lab.experiments.scaling_task import (  # noqa: F401 (the names importers use from here)
     SKIPPING_ONE, TUTORIAL, UNIT_VALUE, check_chunks, exact_sum, float_bits, run_chunk, spin)
-from lab.experiments.scaling_threads import executor_run, interpreters_missing
 
 NAME = "scaling"
 USER_VARIANTS = ("serial", "strong", "weak", "process", "seed", "ceiling", "threads",
@@ -98,8 +97,10 @@ def _measured_trial(spec, variant, params, task):
     cold = variant.startswith("test_cold_")
     if cold and (workers or _default_pool_size()) < 2:
         raise SpecError(f"scaling {variant} needs at least 2 workers")
-    if variant in NEEDS_INTERPRETERS and interpreters_missing():
-        raise SpecError(f"scaling {variant}: {interpreters_missing()}")
+    if variant in NEEDS_INTERPRETERS:
+        from lab.experiments.scaling_threads import interpreters_missing
+        if interpreters_missing():
+            raise SpecError(f"scaling {variant}: {interpreters_missing()}")
     context = multiprocessing.get_context(spec.get("start_method") or None)
     warm = max(1, int(work * WARMUP_FRACTION))
     if variant == "serial":
@@ -195,7 +196,9 @@ def _pool(context, task, variant, workers, work, warm):
 
 
 def _in_process(task, variant, workers, work, warm):
-    """strong's chunks on a pool of threads or interpreters (scaling_threads)."""
+    """strong's chunks on a pool of threads or interpreters (scaling_threads: imported here,
+    so what imports this module for its names does not load concurrent.futures)."""
+    from lab.experiments.scaling_threads import executor_run
     kind, cold = _IN_PROCESS[variant]
     size = workers or _default_pool_size()
     asked = split_evenly(work, size)

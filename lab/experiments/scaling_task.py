@@ -35,11 +35,6 @@ from typing import Callable, NamedTuple
 from lab.experiments import TrialCheckFailed
 from lab.experiments.gil import free_threaded, gil_enabled
 
-try:  # imported here, once: imported from several worker threads at once it can be half-made
-    from concurrent import interpreters as _interpreters
-except ImportError:  # before Python 3.14
-    _interpreters = None
-
 UNIT_VALUE = math.sin(40) + math.cos(40)  # what one iteration adds to the sum
 _BITS = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
@@ -57,9 +52,21 @@ class Task(NamedTuple):
 # The chunk record, made in the worker
 
 
+_interpreters = None  # concurrent.interpreters, looked up on first use (False: none here)
+
+
 def interpreter_id():
-    """This interpreter's id (0: the main one, or a Python without concurrent.interpreters)."""
-    return 0 if _interpreters is None else int(_interpreters.get_current().id)
+    """This interpreter's id (0: the main one, or a Python without concurrent.interpreters).
+    Imported on first use, not with this module (the lessons' spawned children import it): an
+    import statement waits for a module another thread is still making, sys.modules does not."""
+    global _interpreters
+    if _interpreters is None:
+        try:
+            from concurrent import interpreters as module
+        except ImportError:  # before Python 3.14
+            module = False
+        _interpreters = module
+    return int(_interpreters.get_current().id) if _interpreters else 0
 
 
 def run_chunk(work, units):

@@ -11,7 +11,8 @@ from lab.present.tables import Table, fmt, interval
 PUBLISHED = [
     "loremipsumpy/python-3.14-free-threading-benchmark (GitHub), Python 3.14, 4 workers, "
     "CPU-bound: sequential 909 ms, threads 1034 ms, subinterpreters 285 ms, i.e. threads "
-    "0.88x and subinterpreters 3.2x the sequential run (a GIL build: threads take turns).",
+    "0.88x and subinterpreters 3.2x the sequential run (threads slower than sequential there, "
+    "as under a GIL).",
     "The Python free-threading HOWTO (docs.python.org, Python support for free threading): a "
     "free-threaded 3.14 costs single-threaded code about 5-10%, so a `3.14t` serial run here "
     "should be that much slower than a `3.14` one on the same machine.",
