@@ -308,8 +308,9 @@ def _interpreter_images(variants, backend, images, dry_run):
     if old and len(old) == len(pythons):
         name, python = next(iter(old.items()))
         raise BadInput(f"--variants interpreters: InterpreterPoolExecutor needs Python 3.14 or "
-                       f"later, and {name} has Python {python}; allowed: a 3.14 base "
-                       f"(--base-image multicore-lab-base:sid) or the other variants")
+                       f"later, and {name} has Python {python}; allowed: a Python 3.14 or "
+                       f"later (in containers: --base-image multicore-lab-base:sid) or the "
+                       f"other variants")
     return {"interpreters_skipped": old} if old else {}
 
 
