@@ -208,3 +208,13 @@ def test_a_lost_crossing_is_a_failed_behaviour_check():
     checks = lessons.behaviour_checks(trials)
     assert checks["result"].tolist() == ["FAIL"]
     assert _crossing(HELD, 1.0).pipe(lessons.behaviour_checks)["result"].tolist() == ["PASS"]
+
+
+def test_held_against_one_start_method_and_not_another_is_partly():
+    spawn = {**PY314, "start_method": "spawn", "check.start_method": "spawn"}
+    trials = trials_of(("start_cost", {}, "interpreter_start_us", [9.0, 10.0, 11.0], PY314),
+                       ("start_cost", {}, "interpreter_start_us", [9.0, 10.0, 11.0], spawn))
+    trials["metric.start_join_us"] = [5.0] * 3 + [100.0, 101.0, 102.0]  # fork 5, spawn 100
+    trials["metric.thread_start_join_us"] = 1.0
+    trials["metric.constructor_us"] = 0.5
+    assert _said(trials, start_cost.CLAIM_BETWEEN)[1] == v.PARTLY

@@ -74,7 +74,7 @@ def verdicts_between(trials, summary):
             for figure, top, bottom in (
                     (f"process start()+join() / interpreter start, {method}",
                      v.metric_values(trials, group, "start_join_us"), interpreter),
-                    ("interpreter start / thread start()+join()", interpreter,
+                    (f"interpreter start / thread start()+join(), {method}", interpreter,
                      v.metric_values(trials, group, "thread_start_join_us"))):
                 ratio, low, high, coverage, verdict = v.ratio_verdict(top, bottom, 1.0)
                 out.append(v.row(CLAIM_BETWEEN, python, cpus, figure, verdict, ratio=ratio,
@@ -84,12 +84,14 @@ def verdicts_between(trials, summary):
 
 def both(table):
     """The claim's verdict: it has two sides (faster than a process, slower than a thread), so
-    at one (Python, CPU count) one side not held is not held (any start method), whatever the
-    other; those verdicts combine as judge.combine says (held here, not there: partly)."""
+    at one (Python, CPU count, start method) one side not held is not held, whatever the
+    other; those verdicts combine as judge.combine says (held for spawn, not for fork:
+    partly)."""
     if table is None or table.empty:
         return v.FACT
     found = []
-    for _, rows in table.groupby(["python", "cpus"]):
+    method = table["figure"].str.rsplit(", ", n=1).str[-1]  # each figure ends with it
+    for _, rows in table.groupby([table["python"], table["cpus"], method]):
         verdicts = rows["verdict"].tolist()
         found.append(v.NOT_HELD if v.NOT_HELD in verdicts else v.combine(verdicts))
     return v.combine(found)
