@@ -260,6 +260,14 @@ STEPS = [
     Step(("invoke lessons --lessons start_cost,queue_in_process --base-image "
           "multicore-lab-base:bookworm,multicore-lab-base:trixie,multicore-lab-base:sid --repeat 3",),
          makes="lessons", charts=("lessons_start_cost",)),
+    Step(("invoke ipc --channels thread_queue,queue,interpreter_queue --base-image "
+          "multicore-lab-base:sid --sizes 0 --cpus 2 --round-trips 300 --seed 23",),
+         makes="ipc", charts=IPC_CHARTS),
+    Step(("invoke lessons --lessons start_cost,threads_vs_processes,interpreter_boundary "
+          "--base-image multicore-lab-base:sid --cpus 2 --repeat 6 --seed 23",),
+         makes="lessons", charts=("lessons_start_cost", "lessons_threads")),
+    Step(("invoke lessons --lessons interpreter_boundary",), status=2,
+         why="the default base runs Python 3.13: refused in one line, nothing written"),
     Step(("python -m benchmarks.overhead --trials 15",)),
     # --- the Python API's and the installed command's sections ---------------------------------
     Step(("invoke scale --cpus 1,2 --variants strong --format json > summary.json",),
