@@ -209,3 +209,29 @@ def test_a_point_of_another_table_is_named_by_its_bound_too():
               for _, row in point_stats(trials).iterrows()}
     assert labels["handshake"].startswith("Queue(maxsize=1000)")
     assert labels["seed"].startswith("Queue()")
+
+
+def _with_bytes(found, size=64 * 1024):
+    for record in found:
+        rate = record["metrics"]["messages_per_second"]["value"]
+        record["metrics"]["bytes_per_second"] = {"value": rate * size, "unit": "B/s"}
+    return found
+
+
+def test_threads_and_interpreters_are_set_against_the_process_queue_not_raw_os_pipe():
+    """Threads and interpreters of one process pass a 64 KiB item without copying it: the
+    'best channel against raw os.pipe' headline takes the best channel between processes, and
+    the in-process channels get their own sentences against Queue."""
+    rates = {"pipe": 20_000, "os_pipe": 30_000, "thread_queue": 300_000,
+             "interpreter_queue": 90_000, "queue": 15_000}
+    found = _with_bytes(records(counts=(10_000,), timings=("handshake",),
+                                channels=tuple(rates), rates=rates,
+                                extra={"size_bytes": 64 * 1024}))
+    said = headlines(ipc.summary(trials_frame(found)), trials_frame(found))
+    best = [s for s in said if "the best channel" in s]
+    assert len(best) == 1 and "the best channel, Pipe()," in best[0], said
+    small = records(counts=(10_000,), timings=("handshake",), channels=tuple(rates), rates=rates)
+    said = headlines(ipc.summary(trials_frame(small)), trials_frame(small))
+    assert any(s.endswith(")") and "queue.Queue(maxsize=" in s and "is faster than Queue(" in s
+               for s in said), said
+    assert any("interpreters.create_queue() is faster than Queue(" in s for s in said), said
