@@ -122,8 +122,8 @@ def headlines(table, trials=None):
                 & (table["ends"] == "1:1") & (table["param.batch"] == 1)]
     for words, group in _groups(big):
         rate = group["bytes_per_second"].dropna()
-        # the best channel between processes: threads and interpreters of one process pass
-        # a 64 KiB item without copying it (a reference; shareable bytes), which no pipe can
+        # the best channel between processes: os.pipe is the kernel's way between processes;
+        # threads pass a reference and interpreters copy within one process, no kernel between
         between = [c for c in rate.index if c != "os_pipe" and facts(c).ends == "processes"]
         if "os_pipe" in rate.index and between:
             others = rate[between]
