@@ -219,8 +219,9 @@ def _with_bytes(found, size=64 * 1024):
 
 
 def test_threads_and_interpreters_are_set_against_the_process_queue_not_raw_os_pipe():
-    """Threads and interpreters of one process pass a 64 KiB item without copying it: the
-    'best channel against raw os.pipe' headline takes the best channel between processes, and
+    """Threads (a reference) and interpreters (a copy) of one process move a 64 KiB item with
+    no kernel between: the 'best channel against raw os.pipe' headline takes the best channel
+    between processes, and
     the in-process channels get their own sentences against Queue."""
     rates = {"pipe": 20_000, "os_pipe": 30_000, "thread_queue": 300_000,
              "interpreter_queue": 90_000, "queue": 15_000}
