@@ -218,3 +218,22 @@ def test_held_against_one_start_method_and_not_another_is_partly():
     trials["metric.thread_start_join_us"] = 1.0
     trials["metric.constructor_us"] = 0.5
     assert _said(trials, start_cost.CLAIM_BETWEEN)[1] == v.PARTLY
+
+
+def test_the_charts_draw_threads_and_interpreters_beside_processes(tmp_path):
+    from lab.present import lessons_charts
+    trials = trials_of(("start_cost", {}, "interpreter_start_us", [9.0, 10.0, 11.0], PY314),
+                       ("threads_vs_processes", {"runner": "interpreters"},
+                        "iterations_per_second", [3e6, 3.1e6, 3.2e6], PY314))
+    starts = trials["variant"] == "start_cost"
+    trials.loc[starts, "metric.start_join_us"] = 100.0
+    trials.loc[starts, "metric.thread_start_join_us"] = 1.0
+    trials.loc[starts, "metric.constructor_us"] = 0.5
+    trials.loc[starts, "metric.pool_first_task_us"] = 200.0
+    summary = lessons.summary(trials)
+    drawn = lessons_charts.start_cost_chart(summary, tmp_path)
+    drawn += lessons_charts.threads_chart(summary, tmp_path)
+    assert {p.name for p in drawn} >= {"lessons_start_cost.png", "lessons_threads.png"}
+    svg = (tmp_path / "lessons_start_cost.svg").read_text()
+    assert "an interpreter" in svg and "a thread" in svg
+    assert "interpreters" in (tmp_path / "lessons_threads.svg").read_text()

@@ -46,9 +46,14 @@ def start_cost_chart(summary, out, subtitle=""):
         return []
     methods = [m for m in METHODS if (rows["resolved_start_method"] == m).any()]
     methods += sorted(set(rows["resolved_start_method"].dropna()) - set(methods))
+    beside = [(name, column) for name, column in (("a thread", "metric.thread_start_join_us"),
+                                                  ("an interpreter",
+                                                   "metric.interpreter_start_us"))
+              if column in rows and rows[column].notna().any()]
     groups = _groups(rows)
     width = 0.8 / max(1, len(groups))
-    figure, axes = plt.subplots(figsize=(max(7.5, 1.2 + 2.2 * len(methods)), 5.2))
+    figure, axes = plt.subplots(figsize=(max(7.5, 1.2 + 2.2 * (len(methods) + len(beside))),
+                                         5.2))
     labels = []
     for g, (python, cpus, colour) in enumerate(groups):
         xs, heights, pools = [], [], []
@@ -60,12 +65,18 @@ def start_cost_chart(summary, out, subtitle=""):
             xs.append(m - 0.4 + width * (g + 0.5))
             heights.append(float(row["metric.start_join_us"].iloc[0]))
             pools.append(float(row["metric.pool_first_task_us"].iloc[0]))
+        for k, (_, column) in enumerate(beside):  # a thread, an interpreter: no start method
+            found = rows[(rows["python"] == python) & (rows["cpus"] == cpus)][column].dropna()
+            if len(found):
+                xs.append(len(methods) + k - 0.4 + width * (g + 0.5))
+                heights.append(float(found.median()))
         if not xs:
             continue
         label = f"Python {results.short_python(python)}, {cpus} CPU{'s' if cpus > 1 else ''}"
         axes.bar(xs, heights, width * 0.92, color=colour, label=label, edgecolor="black",
                  linewidth=0.4)
-        axes.scatter(xs, pools, marker="v", color=colour, edgecolor="black", s=38, zorder=3)
+        axes.scatter(xs[:len(pools)], pools, marker="v", color=colour, edgecolor="black", s=38,
+                     zorder=3)
         labels += [(x, h, g) for x, h in zip(xs, heights)]
     constructor = float(rows["metric.constructor_us"].median())
     axes.axhline(constructor, color="C2", linestyle="-", linewidth=1.2,
@@ -76,10 +87,12 @@ def start_cost_chart(summary, out, subtitle=""):
                  label="▼ fresh Pool(1) to its first result")
     axes.set_yscale("log")
     _duration_axis(axes.yaxis)
-    axes.set_xticks(range(len(methods)), methods)
-    axes.set_xlabel("start method")
+    axes.set_xticks(range(len(methods) + len(beside)), methods + [n for n, _ in beside])
+    axes.set_xlabel("start method" + (" (beside them: a thread's start()+join(), an "
+                                      "interpreter's create, call and close)" if beside else ""))
     axes.set_ylabel("start() + join() of one process, median (log)")
-    axes.set_title(f"What starting a process costs{subtitle}", fontsize=10)
+    what = "a process, a thread or an interpreter" if beside else "a process"
+    axes.set_title(f"What starting {what} costs{subtitle}", fontsize=10)
     axes.grid(alpha=0.3, axis="y", which="both")
     low = min(constructor, results.TUTORIAL["constructor_us"]) / 2
     axes.set_ylim(low, axes.get_ylim()[1] * 3)
@@ -248,14 +261,16 @@ def threads_chart(summary, out, subtitle=""):
     rows = results._rows(summary, lesson="threads_vs_processes")
     if rows.empty:
         return []
-    items = [i for i in ("serial", "threads", "processes") if (rows["item"] == i).any()]
+    items = [i for i in ("serial", "threads", "processes", "interpreters")
+             if (rows["item"] == i).any()]
     figure, axes = plt.subplots(figsize=(10, 1.4 + 0.35 * len(items) * len(_groups(rows))))
     _hbars(rows, items, "metric.iterations_per_second", axes, lambda v: results.rate(v))
     _rate_axis(axes.xaxis)
     axes.set_xscale("linear")
     axes.set_xlim(0, axes.get_xlim()[1] * 1.25)
     axes.set_xlabel("loops of the tutorial's task per second, all workers together")
-    axes.set_title(f"Threads against processes on the CPU-bound task{subtitle}", fontsize=10)
+    against = "processes and interpreters" if "interpreters" in items else "processes"
+    axes.set_title(f"Threads against {against} on the CPU-bound task{subtitle}", fontsize=10)
     return save(figure, out, "lessons_threads")
 
 
