@@ -4,7 +4,9 @@ Flags -> LessonsOptions -> points: every lesson (lab/experiments/lessons.py) x i
 count x start method x image. The item is what a lesson sweeps: the start method (start_cost),
 the runner with its task size and chunksize (pool_vs_process), the state (shared_state), the
 primitive (sync), the case (lifecycle), the runner (threads_vs_processes), the queue kind
-(queue_in_process). Counts are written into each point's params (the trial's own defaults,
+(queue_in_process), the crossing (interpreter_boundary). Items that need concurrent.interpreters
+(the interpreters runner, interpreter_boundary) are left out, with a note, on an image whose
+Python is older than 3.14. Counts are written into each point's params (the trial's own defaults,
 sized so a timed section lasts about 0.2 s, times `--size`), so the plan says exactly what ran.
 
 start_cost sweeps `--start-methods`; every other lesson runs under the shared `--start-method`
