@@ -4,7 +4,6 @@ function's results proven with broken doubles, and every refusal in one line wit
 written. Small sizes throughout (the tutorial's Pipe program is the longest trial)."""
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -74,21 +73,18 @@ def test_the_programs_own_seconds_only_from_a_json_last_line_with_positive_secon
 def test_the_tutorials_pipe_program_runs_unmodified_from_the_labs_root():
     done = invoke("scale", "--command", "python3 examples/tutorial/pipe.py", "--cpus", "1",
                   "--repeat", "1")
-    # this run's folder, by the id it printed (others may run into results/ beside it)
+    # this run's folder, by the id it printed (others may run into results/ beside it); it
+    # stays, as a user's would (results/latest points at it)
     new = [PROJECT_ROOT / "results" / word.split("/")[-1] for word in done.stdout.split()
            if word.startswith("results/2")][:1]
-    try:
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert len(new) == 1 and (new[0] / "report.md").is_file()
-        records = _records(new[0])
-        assert [r["ok"] for r in records] == [True, True]
-        assert {r["experiment"] for r in records} == {"command"}
-        assert records[0]["check"]["argv"] == ["python3", "examples/tutorial/pipe.py"]
-        assert records[0]["check"]["section_clock"].startswith("the whole process")
-        assert all(r["seconds"] > 0 and r["cpu_seconds"] > 0 for r in records)
-    finally:
-        for run in new:
-            shutil.rmtree(run)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(new) == 1 and (new[0] / "report.md").is_file()
+    records = _records(new[0])
+    assert [r["ok"] for r in records] == [True, True]
+    assert {r["experiment"] for r in records} == {"command"}
+    assert records[0]["check"]["argv"] == ["python3", "examples/tutorial/pipe.py"]
+    assert records[0]["check"]["section_clock"].startswith("the whole process")
+    assert all(r["seconds"] > 0 and r["cpu_seconds"] > 0 for r in records)
 
 
 def test_a_program_from_your_own_folder_gets_its_placeholders_and_its_own_clock(tmp_path):
@@ -311,3 +307,14 @@ def test_requirements_that_do_not_install_are_refused_with_pips_last_error_line(
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
         assert not (project / "results").exists()
+
+
+def test_a_dry_run_of_your_code_plans_its_points_and_writes_nothing(tmp_path):
+    project = _project(tmp_path, {"prog.py": PROGRAM, "my_work.py": CRUNCH})
+    command = _lab("--command", "python3 prog.py {cpus} {workers} 1", "--cpus", "1,2",
+                   "--dry-run", cwd=project)
+    target = _lab("--target", "my_work.py:crunch", "--cpus", "1,2", "--dry-run", cwd=project)
+    assert command.returncode == 0 and target.returncode == 0, command.stderr + target.stderr
+    assert "command.strong.c2.w2" in command.stdout and "serial" not in command.stdout
+    assert "target.weak.c2.w2" in target.stdout and "target.serial.c1.w1" in target.stdout
+    assert not (project / "results").exists()
