@@ -6,7 +6,10 @@ made-up records. Small work sizes; no test asserts a duration.
 """
 
 import json
+import platform
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -162,6 +165,29 @@ def test_a_free_threaded_python_is_labelled_with_a_t(monkeypatch):
     assert gil.python_label().endswith("t")
     assert executors.short_python("3.14.2t") == "3.14t"
     assert executors.short_python("3.13.5") == "3.13"
+
+
+class _Engine:
+    """A made-up engine whose 'container' runs the probe here, on a Python that may claim a
+    free-threaded build (Py_GIL_DISABLED = 1)."""
+
+    def __init__(self, free):
+        self.containers, self.free = self, free
+
+    def run(self, image, entrypoint, **_):
+        fake = ("import sysconfig; real = sysconfig.get_config_var\n"
+                "sysconfig.get_config_var = lambda n: 1 if n == 'Py_GIL_DISABLED' else real(n)\n")
+        code = (fake if self.free else "") + entrypoint[-1]
+        return subprocess.run([sys.executable, "-c", code], check=True,
+                              capture_output=True).stdout
+
+
+def test_the_image_line_labels_the_python_as_the_records_do():
+    """The run's 'image ... (Python x)' line and its records use one label: 3.14.0t on a
+    free-threaded build, the plain version otherwise."""
+    from lab.backends.image import python_version
+    assert python_version(_Engine(free=False), "any") == gil.python_label()
+    assert python_version(_Engine(free=True), "any") == platform.python_version() + "t"
 
 
 # ---------------------------------------------------------------------------------------------

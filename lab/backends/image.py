@@ -5,6 +5,7 @@ Dockerfile, the base), so it is rebuilt when that changes and reused otherwise.
 """
 
 import hashlib
+import inspect
 import io
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import docker
 
 from lab.backends import aptsources
+from lab.experiments import gil
 
 from lab.package_files import DOCKERFILE, PROJECT_ROOT
 IMAGE_REPOSITORY = "multicore-lab"
@@ -172,20 +174,41 @@ def existing_image(client, name):
                      python=python_version(client, image.id))
 
 
+PYTHON_LABEL = "multicore-lab.python"  # the image's Python, recorded when it is built
+
+
+def python_label_code():
+    """Python source that prints the Python's label as the trials record it
+    (lab.experiments.gil.python_label: x.y.z, `t` on a free-threaded build), runnable in any
+    image with a python3, the lab's code in it or not (a base before the build)."""
+    return inspect.getsource(gil) + "\nprint(python_label())\n"
+
+
 def python_version(client, image_id):
-    """x.y.z of the image's python3, asked of a throwaway container."""
+    """The image's Python as the trials label it (3.14.0, or 3.14.0t free-threaded), asked of a
+    throwaway container."""
     output = client.containers.run(
-        image_id, entrypoint=["python3", "-c", "import platform; print(platform.python_version())"],
+        image_id, entrypoint=["python3", "-c", python_label_code()],
         network_mode="none", labels={"multicore-lab.pid": str(os.getpid())},
         remove=True)  # remove=True is fine here: only stdout matters
     return output.decode().strip()
 
 
+def recorded_python(client, name):
+    """The Python recorded on the image called `name` when it was built, without starting
+    anything; None when there is no such image here or it was built before the label."""
+    image = _exists(client, name)
+    return ((image.labels or {}).get(PYTHON_LABEL) or None) if image is not None else None
+
+
 def _build(client, base_image, tag, rebuild, say):
-    """docker build through the SDK's streaming API: each step is said as the engine does it."""
+    """docker build through the SDK's streaming API: each step is said as the engine does it.
+    The base's Python is labelled on the image, so a dry run can read it without a container."""
+    python = python_version(client, base_image)
     steps = client.api.build(fileobj=_build_context(base_image), custom_context=True, tag=tag,
                              rm=True, buildargs={"BASE_IMAGE": base_image}, decode=True,
-                             labels={"multicore-lab.base": base_image}, nocache=rebuild)
+                             labels={"multicore-lab.base": base_image, PYTHON_LABEL: python},
+                             nocache=rebuild)
     for step in steps:
         if "error" in step:
             raise ImageError(f"building {tag} failed: {str(step['error']).strip()}")
@@ -208,7 +231,7 @@ def ensure_image(client, base_image, rebuild=False, say=print):
         built_seconds = time.perf_counter() - started
         say(f"built {tag} in {built_seconds:.1f} s")
     labels = image.labels or {}
-    version = labels.get("multicore-lab.python") or python_version(client, image.id)
+    version = labels.get(PYTHON_LABEL) or python_version(client, image.id)
     return ImageInfo(id=image.id, tag=tag, base=base_image, python=version,
                      built_seconds=built_seconds)
 
