@@ -23,6 +23,7 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
     curves = [(name, curve, "speedup") for name, curve in results.strong_curves(summary)]
     curves += [(name, curve, "scaled_speedup") for name, curve in results.weak_curves(summary)]
     top = _ceiling_curves(axes, summary, spread, max_cpus)
+    unfitted = {}  # why USL was not fitted -> the curves it was not fitted on
     for index, (name, curve, column) in enumerate(curves):
         color = f"C{index}"
         weak = column == "scaled_speedup"
@@ -57,13 +58,13 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
             axes.plot(xs, fits.usl_speedup(xs, sigma, kappa), color=color, linestyle="--",
                       linewidth=1.2,
                       label=f"{name}: USL {_how(curve, 'usl')}, σ = {sigma:.3f}, κ = {kappa:.4f}")
-        else:  # say so on the chart too: a missing curve must not look like a forgotten one
-            axes.plot([], [], color=color, linestyle="--", linewidth=1.2, alpha=0.4,
-                      label=f"{name}: USL {curve['usl'].iloc[0]}")
+        else:  # said on the chart too (below): a missing curve must not look like a forgotten one
+            unfitted.setdefault(str(curve["usl"].iloc[0]), []).append((name, color))
         if name.startswith("seed"):
             caps = [fits.seed_speedup_cap(c) for c in range(1, max_cpus + 1)]
             axes.step(range(1, max_cpus + 1), caps, where="post", color=color, alpha=0.5,
                       label="seed: cap 6 / ceil(6 / c)")
+    _say_unfitted(axes, unfitted, sum(column == "speedup" for _, _, column in curves))
     if len(spread):
         axes.scatter([], [], s=10, color="grey", alpha=0.5, label="one trial (dot)")
     kinds = " and ".join(k for k, c in (("strong", "speedup"), ("weak", "scaled_speedup"))
@@ -71,6 +72,19 @@ def speedup_chart(summary, trials, folder, title_suffix=""):
     axes.set_title(f"{kinds.capitalize() or 'Strong'} scaling: speedup{title_suffix}")
     _speedup_axes(axes, max_cpus, top)
     return _save(figure, folder, "speedup")
+
+
+def _say_unfitted(axes, unfitted, strong_curves):
+    """One legend line per reason USL was not fitted: once for all when every strong curve has
+    the same reason (ten curves would otherwise repeat one sentence ten times), else per curve."""
+    for reason, named in unfitted.items():
+        if len(named) > 1 and len(named) == strong_curves:
+            axes.plot([], [], color="grey", linestyle="--", linewidth=1.2, alpha=0.4,
+                      label=f"USL, every curve: {reason}")
+            continue
+        for name, color in named:
+            axes.plot([], [], color=color, linestyle="--", linewidth=1.2, alpha=0.4,
+                      label=f"{name}: USL {reason}")
 
 
 CEILING_STYLES = ("-", "--", "-.", ":")
