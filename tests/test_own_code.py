@@ -318,3 +318,66 @@ def test_a_dry_run_of_your_code_plans_its_points_and_writes_nothing(tmp_path):
     assert "command.strong.c2.w2" in command.stdout and "serial" not in command.stdout
     assert "target.weak.c2.w2" in target.stdout and "target.serial.c1.w1" in target.stdout
     assert not (project / "results").exists()
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+def _cut_off_target_run(project, *args, target="my_work.py:crunch", results_after=1):
+    """`invoke -r <lab> scale --target ...` from `project`, SIGINT once its first trial records;
+    returns the run folder (exit 130 asserted)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    command = [str(Path(sys.executable).with_name("invoke")), "-r", str(PROJECT_ROOT), "scale",
+               "--target", target, "--cpus", "1", "--variants", "strong,weak",
+               "--work", "20000", "--repeat", "2", *args]
+    process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        raws = list((project / "results").glob("2*/raw.jsonl"))
+        if raws and raws[0].read_bytes().count(b"\n") >= results_after:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out[-2000:] + err[-2000:]
+    [run] = _runs(project / "results")
+    return run
+
+
+def test_a_cut_off_target_run_resumes_with_its_folder_and_refuses_a_changed_one(tmp_path):
+    """The resumed trials see the project folder again (every planned trial ok); once the
+    folder's code changes, or the folder is gone, --resume refuses in one line, nothing run."""
+    project = _project(tmp_path, {"my_work.py": CRUNCH})
+    run = _cut_off_target_run(project)
+    before = (run / "raw.jsonl").read_bytes()
+    (project / "my_work.py").write_text(textwrap.dedent(CRUNCH).replace("3", "4"))
+    changed = _lab("--resume", "latest", cwd=project)
+    lines = changed.stderr.strip().splitlines()
+    assert changed.returncode == 2 and len(lines) == 1, changed.stdout + changed.stderr
+    assert "changed since the run started" in lines[0] and "Traceback" not in changed.stdout
+    assert (run / "raw.jsonl").read_bytes() == before  # nothing ran, nothing was written
+    (project / "my_work.py").write_text(textwrap.dedent(CRUNCH))  # the code the run measured
+    done = _lab("--resume", "latest", cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    from tests.robustness_kit import plan_keys
+    from lab import records as trial_records
+    records = trial_records.read_records(run / "raw.jsonl", warn=lambda *_: None)
+    kept = [r for r in records if not trial_records.is_cut_off(r)]
+    assert {trial_records.trial_key(r) for r in kept} == plan_keys(run)
+    assert all(r["ok"] for r in kept), [r.get("error") for r in kept if not r["ok"]]
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
+
+
+def test_resume_refuses_when_the_mounted_folder_is_gone(tmp_path):
+    import shutil
+    _project(tmp_path / "code", {"my_work.py": CRUNCH})
+    run = _cut_off_target_run(_project(tmp_path, {}), "--mount", "code",
+                              target="code/my_work.py:crunch")
+    shutil.rmtree(tmp_path / "code")
+    gone = _lab("--resume", "latest", cwd=tmp_path)
+    lines = gone.stderr.strip().splitlines()
+    assert gone.returncode == 2 and len(lines) == 1, gone.stdout + gone.stderr
+    assert f"the project folder {tmp_path / 'code'} is gone" in lines[0]

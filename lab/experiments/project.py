@@ -16,8 +16,7 @@ def project_dir():
     """The user's project folder as this trial sees it; SpecError when the backend gave none."""
     path = os.environ.get(PROJECT_ENV)
     if not path:
-        raise SpecError(f"no project folder: the backend did not set {PROJECT_ENV} (a resumed "
-                        f"--command/--target run cannot show it yet: start a new run)")
+        raise SpecError(f"no project folder: the backend did not set {PROJECT_ENV}")
     if not os.path.isdir(path):
         raise SpecError(f"the project folder {path} is not there inside the trial")
     if not os.access(path, os.R_OK | os.X_OK):

@@ -73,6 +73,11 @@ class Family:
         read. A dry run measures nothing and returns nominal values."""
         return {}
 
+    def on_resume(self, backend, meta, run):
+        """--resume, once the backend uses the run's recorded images: give the backend again what
+        the run's `prepare` gave it (e.g. scale's project folder), from the run's meta.json, or
+        BadInput in one line when that is no longer what the run measured."""
+
     def points(self, options, cpus, images, prepared):
         """(points, notes): the points of the matrix on these CPUs and images; notes maps a
         one-line reason for combinations left out to how many were. BadInput when nothing is

@@ -84,6 +84,9 @@ class ScaleFamily(Family):
 
     # --- before the plan ---------------------------------------------------------------------
 
+    def on_resume(self, backend, meta, run):
+        scale_own.reshare(backend, meta, run)  # the user's folder, if the run measured its code
+
     def prepare(self, options, backend, cpus, images, say, dry_run=False):
         """The work of every trial: given, the tutorial's, or calibrated by one pinned trial so
         one worker's trial takes about target_seconds. Returns {"calibration": {...}}."""

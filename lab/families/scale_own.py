@@ -9,7 +9,9 @@ statistics, charts and report are the tutorial's.
 The user's files: the project folder (--mount, else the current directory) is shown to every
 trial by the backend (`share_project`: docker a read-only bind mount, local the folder itself);
 a backend that cannot show this machine's files (a remote engine, several hosts) is refused in
-one line.
+one line. meta.json keeps the folder's content digest (`own.digest`, its files as the Slurm nodes
+get them: results/, .git and virtual environments left out): `--resume` shows the folder again
+(`reshare`) only while it still holds the code the run measured, else refuses in one line.
 """
 
 import os
@@ -142,6 +144,42 @@ def share(own, backend, hosts):
         raise BadInput(str(why)) from None
 
 
+def folder_digest(path):
+    """The content digest of the project folder (lab.backends.slurm_project's: the files that
+    matter to the code, not the run's own results/)."""
+    from lab.backends.slurm_project import project_digest, project_files
+    return project_digest(path, project_files(path))
+
+
+def reshare(backend, meta, run):
+    """--resume of a run of the user's code: the project folder shown to the backend's trials
+    again, or BadInput in one line when it is gone or no longer the code the run measured."""
+    from lab.backends import BackendUnavailable
+    own = meta.get("own")
+    if not own:
+        return
+    project, recorded = own.get("project"), own.get("digest")
+    if not project or not os.path.isdir(project):
+        raise BadInput(f"--resume {run}: the project folder {project} is gone; a resumed run "
+                       f"measures the code the run measured: restore it, or start a new run")
+    if recorded is None:
+        raise BadInput(f"--resume {run}: the run records no digest of its project folder "
+                       f"{project} (it predates resuming your code), so whether the code is the "
+                       f"same can't be told; start a new run")
+    now = folder_digest(project)
+    if now != recorded:
+        raise BadInput(f"--resume {run}: the project folder {project} changed since the run "
+                       f"started (content digest {now}, the run had {recorded}); a resumed run "
+                       f"measures the same code: restore it, or start a new run")
+    share_project = getattr(backend, "share_project", None)
+    if share_project is None:  # pragma: no cover (such a run was refused at its start)
+        raise BadInput(f"--resume {run}: the {backend.name} backend cannot show {project}")
+    try:
+        share_project(project)
+    except BackendUnavailable as why:
+        raise BadInput(f"--resume {run}: {why}") from None
+
+
 def prepare(own, options, backend, cpus, images, say, dry_run):
     """The pre-run check trial, and for a target with --work auto its calibration. Returns
     what meta.json keeps: {"own": ..., "calibration": ...}."""
@@ -150,7 +188,7 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
     share(own, backend, options.shared.hosts)
     work = options.work
     kept = {"own": {"experiment": own.experiment, "code": own.code, "project": own.project,
-                    "requirements": own.requirements}}
+                    "requirements": own.requirements, "digest": folder_digest(own.project)}}
     calibration = {"mode": work if isinstance(work, str) else "given"}
     if not own.uses_work():
         calibration = {"mode": "not used (the command has no {work})"}

@@ -206,6 +206,7 @@ def resume(family, previous, config, backend_flag=None, dry_run=False, say=print
             backend.use_recorded(previous.meta, names, run)
         except ImageMismatch as why:
             raise BadInput(str(why)) from None
+        family.on_resume(backend, previous.meta, run)  # e.g. the user's folder shown again
     try:
         folder.lock()  # from here on no other process appends to this run
         # what another process may have added before the lock was taken counts too
