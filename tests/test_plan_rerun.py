@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 
@@ -58,3 +59,38 @@ def test_plan_needing_cpus_this_host_lacks_is_refused(first_run, tmp_path):
     assert done.returncode == 2
     assert f"this host lacks {HOST_CPUS + 3}" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+# A recorded point that needs concurrent.interpreters (Python 3.14) on a base with 3.13: refused
+# in one line, as a new run with those flags is, before any trial or folder (made-up plans).
+TRIXIE = "multicore-lab-base:trixie"
+NEEDS_314 = {
+    "scale": ("interpreters", {"work": 100000}, "InterpreterPoolExecutor"),
+    "ipc": ("interpreter_queue", {"messages": 1000, "size_bytes": 0, "pattern": "stream",
+                                  "producers": 1, "consumers": 1, "batch": 1,
+                                  "placement": "free", "timing": "seed"}, "concurrent.interp"),
+    "lessons": ("interpreter_boundary", {"objects": 100}, "concurrent.interpreters"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(NEEDS_314))
+def test_plan_needing_a_newer_python_than_its_image_is_refused(engine, task, tmp_path):
+    from tests.conftest import PROJECT_ROOT, containers_started_by
+    variant, params, what = NEEDS_314[task]
+    point = {"cpus": 1, "cpuset": [0], "experiment": task if task != "scale" else "scaling",
+             "host": "", "image": TRIXIE, "limit": "cpuset", "params": params,
+             "placement": "spread", "quota": None, "start_method": "fork", "variant": variant,
+             "workers": 1}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"schema": 1, "task": task, "points": [point], "repeat": 2,
+                                "seed": 1, "discard_first_round": True, "sizing": {}}))
+    results = PROJECT_ROOT / "results"
+    before, since = set(results.iterdir()), int(time.time())
+    done = invoke(task, "--plan", str(path), "--backend", "docker")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"--plan {path}: point " in line and f"needs Python 3.14 or later ({what}" in line
+    assert f"{TRIXIE} has Python 3.13" in line and "Traceback" not in done.stderr
+    assert set(results.iterdir()) == before  # nothing written
+    assert not [e for e in containers_started_by(engine, done.pid, since)
+                if "multicore-lab.run" in e.get("Actor", {}).get("Attributes", {})]

@@ -88,6 +88,12 @@ class Family:
         """Rough seconds of one trial's work (the backend adds its overhead)."""
         raise NotImplementedError
 
+    def python_needed(self, point):
+        """((major, minor), what) when `point` needs a Python at least that new (e.g. ((3, 14),
+        "concurrent.interpreters")), else None: a recorded plan (--plan) is refused in one line
+        on an image whose Python is older, as a new run refuses the flags that ask for it."""
+        return None
+
     def trial_params(self, point, warmup):
         """The params a trial of `point` runs with (the spec's, and the record's). `warmup` is
         None before anything was measured, else the record of the point's warm-up trial: a

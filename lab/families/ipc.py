@@ -142,6 +142,10 @@ class IpcFamily(Family):
         return {"image_pythons": {image: (backend.image_info(image) or {}).get("python")
                                   for image in images}}
 
+    def python_needed(self, point):
+        need = facts(point.variant).min_python
+        return (tuple(need), "concurrent.interpreters") if need else None
+
     def points(self, options, cpus, images, prepared):
         shared = options.shared
         counts = parse.cpu_counts(shared.cpus, len(cpus))

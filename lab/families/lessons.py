@@ -185,6 +185,10 @@ class LessonsFamily(Family):
         return {"default_start_methods": methods,
                 **({"image_pythons": pythons} if not dry_run else {})}
 
+    def python_needed(self, point):
+        needs = _too_old(point.variant, point.params_dict, "0")  # needs any newer Python at all
+        return (NEWER_PYTHON, "concurrent.interpreters") if needs else None
+
     # --- points ------------------------------------------------------------------------------
 
     def points(self, options, cpus, images, prepared):

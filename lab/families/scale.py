@@ -228,6 +228,9 @@ class ScaleFamily(Family):
         width = 1 if point.variant == "threads" else min(workers, point.quota or point.cpus)
         return work_seconds * 1.03 / max(width, 0.01)
 
+    def python_needed(self, point):
+        return ((3, 14), "InterpreterPoolExecutor") if point.variant == "interpreters" else None
+
     def point_label(self, point):
         workers = "Pool() default" if point.workers is None else point.workers
         return f"{point.experiment} {point.variant}, {point.where()}, workers {workers}"

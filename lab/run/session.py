@@ -137,6 +137,30 @@ def plan_for_backend(plan, path, backend, base_image, hosts=None):
     return Plan(points, plan.repeat, plan.seed, plan.discard_first_round)
 
 
+def _release(python):
+    """'3.13.5' or '3.14.0t' -> (3, 13) or (3, 14); None when it cannot be read."""
+    parts = str(python or "").split(".")[:2]
+    return tuple(int(p) for p in parts) if len(parts) == 2 and all(map(str.isdigit, parts)) \
+        else None
+
+
+def check_pythons(family, plan, path, python_of):
+    """Refuse in one line a recorded point that needs a newer Python (concurrent.interpreters:
+    3.14) than its image has, as a new run refuses the flags asking for it: before any trial
+    runs or any folder is made. `python_of(image)` is None where the Python is not known."""
+    for point in plan.points:
+        need = family.python_needed(point)
+        python = python_of(point.image) if need else None
+        have = _release(python)
+        if need and have is not None and have < tuple(need[0]):
+            release = ".".join(map(str, need[0]))
+            raise BadInput(f"--plan {path}: point {point.point_id} ({family.point_label(point)}) "
+                           f"needs Python {release} or later ({need[1]}), and "
+                           f"{point.image or 'this host'} has Python {python}; allowed: a plan "
+                           f"without such points, or --image / --backend with Python {release} "
+                           f"or later")
+
+
 def rerun_plan(family, shared, given_own, config, say=print):
     """`invoke TASK --plan PLAN.json`: the recorded matrix, run anew into a new run folder."""
     path = shared.plan
@@ -164,6 +188,8 @@ def rerun_plan(family, shared, given_own, config, say=print):
     if shared.image:  # a ready image stands in for every base of the plan
         plan = Plan([make_point(**{**p.as_dict(), "image": shared.image}) for p in plan.points],
                     plan.repeat, plan.seed, plan.discard_first_round)
+    check_pythons(family, plan, path,
+                  lambda image: (backend.image_info(image or None) or {}).get("python"))
     folder, status = perform(family, plan, backend, config, prepared,
                              extra_meta={"plan_source": str(Path(path).resolve())}, say=say,
                              sizing=remapped(sizing, source.points, plan.points))
