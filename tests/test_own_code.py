@@ -381,3 +381,22 @@ def test_resume_refuses_when_the_mounted_folder_is_gone(tmp_path):
     lines = gone.stderr.strip().splitlines()
     assert gone.returncode == 2 and len(lines) == 1, gone.stdout + gone.stderr
     assert f"the project folder {tmp_path / 'code'} is gone" in lines[0]
+
+
+def test_a_function_runs_on_interpreters_on_the_sid_base(tmp_path):
+    """--variants interpreters (InterpreterPoolExecutor, Python 3.14 on the sid base): the
+    function is imported in each interpreter and its checks hold; the sid image's Python is
+    the records' own."""
+    project = _project(tmp_path, {"my_work.py": CRUNCH})
+    done = _lab("--target", "my_work.py:crunch", "--base-image", "multicore-lab-base:sid",
+                "--variants", "strong,interpreters", "--cpus", "2", "--work", "20000",
+                "--repeat", "1", cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [run] = _runs(project / "results")
+    records = _records(run)
+    assert {r["variant"] for r in records} == {"serial", "strong", "interpreters"}
+    interpreters = [r for r in records if r["variant"] == "interpreters"]
+    for record in interpreters:
+        assert record["ok"] and record["experiment"] == "target", record.get("error")
+        assert record["check"]["total"] == "the chunks' total equals the serial result"
+    assert all(r["python"].startswith("3.14") for r in records)
