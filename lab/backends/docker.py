@@ -16,9 +16,10 @@ from lab.backends import (HOST_PYTHON, PID_LABEL, RUN_LABEL, Backend, BackendUna
 from lab.backends import docker_input, ssh_tunnel
 from lab.experiments.project import PROJECT_ENV
 from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
-                                image_on_host, image_tag, offline_suite)
+                                image_on_host, image_tag, offline_suite, recorded_python)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
+REQUIREMENTS_REPOSITORY = "multicore-lab-req"  # lab.backends.requirements_image's tags
 PROJECT_MOUNT = "/project"  # where a trial sees the user's folder (--command, --target)
 
 
@@ -92,7 +93,7 @@ def this_boot_id():
         with open(BOOT_ID) as handle:
             return handle.read().strip() or None
     except OSError:
-        return None
+        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
 
 
 def engine_process_here(client):
@@ -135,7 +136,7 @@ def engine_time(stamp):
     """An engine's RFC 3339 time (nanoseconds, Z) as seconds since the epoch; None for none."""
     from datetime import datetime
     if not stamp or stamp.startswith("0001-"):
-        return None
+        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
     whole, _, rest = stamp.rstrip("Z").partition(".")
     import re
     fraction = re.match(r"\d*", rest).group()
@@ -143,7 +144,7 @@ def engine_time(stamp):
     try:
         seconds = datetime.fromisoformat(whole + zone).timestamp()
     except ValueError:
-        return None
+        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
     return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
@@ -302,7 +303,10 @@ class DockerBackend(Backend):
                 raise ImageMismatch(f"--resume {run}: meta.json records no image for {name!r}; "
                                     f"the run cannot be resumed")
             lookup = info.get("tag") or name
-            if info.get("base") == name and lookup != name:  # built from a base by ensure_image
+            # built from a base by ensure_image; a --requirements image (derived from the trial
+            # image the run had) is the run's code by its id alone, checked below
+            if info.get("base") == name and lookup != name and \
+                    not lookup.startswith(f"{REQUIREMENTS_REPOSITORY}:"):
                 now = image_tag(name)
                 if now != lookup:
                     raise ImageMismatch(
