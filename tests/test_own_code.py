@@ -371,6 +371,21 @@ def test_a_cut_off_target_run_resumes_with_its_folder_and_refuses_a_changed_one(
     assert json.loads((run / "meta.json").read_text())["status"] == "complete"
 
 
+def test_a_cut_off_run_with_requirements_resumes_on_its_derived_image(tmp_path):
+    """The resumed trials run on the run's multicore-lab-req image (by its id) and import six."""
+    project = _project(tmp_path, {"requirements.txt": "six==1.16.0\n", "my_work.py": """
+        import six
+        def crunch(n):
+            return n if six.PY3 else 0
+    """})
+    run = _cut_off_target_run(project, "--requirements", "requirements.txt")
+    done = _lab("--resume", "latest", cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = [r for r in _records(run) if not (r.get("error") or "").startswith("interrupted")]
+    assert all(r["ok"] for r in records) and len(records) == 9, [r.get("error") for r in records]
+    assert {r["image_tag"].split(":")[0] for r in records} == {"multicore-lab-req"}
+
+
 def test_resume_refuses_when_the_mounted_folder_is_gone(tmp_path):
     import shutil
     _project(tmp_path / "code", {"my_work.py": CRUNCH})
