@@ -16,7 +16,7 @@ from lab.backends import (HOST_PYTHON, PID_LABEL, RUN_LABEL, Backend, BackendUna
 from lab.backends import docker_input, ssh_tunnel
 from lab.experiments.project import PROJECT_ENV
 from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
-                                image_on_host, image_tag, offline_suite, recorded_python)
+                                image_on_host, image_tag, offline_suite)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 REQUIREMENTS_REPOSITORY = "multicore-lab-req"  # lab.backends.requirements_image's tags
@@ -93,7 +93,7 @@ def this_boot_id():
         with open(BOOT_ID) as handle:
             return handle.read().strip() or None
     except OSError:
-        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
+        return None
 
 
 def engine_process_here(client):
@@ -136,7 +136,7 @@ def engine_time(stamp):
     """An engine's RFC 3339 time (nanoseconds, Z) as seconds since the epoch; None for none."""
     from datetime import datetime
     if not stamp or stamp.startswith("0001-"):
-        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
+        return None
     whole, _, rest = stamp.rstrip("Z").partition(".")
     import re
     fraction = re.match(r"\d*", rest).group()
@@ -144,7 +144,7 @@ def engine_time(stamp):
     try:
         seconds = datetime.fromisoformat(whole + zone).timestamp()
     except ValueError:
-        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
+        return None
     return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
