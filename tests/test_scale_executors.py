@@ -5,6 +5,7 @@ failing on their test doubles; the report's verdict sentence in each of its outc
 made-up records. Small work sizes; no test asserts a duration.
 """
 
+import io
 import json
 import platform
 import re
@@ -101,6 +102,45 @@ def test_interpreters_on_a_python_before_314_are_refused_in_one_line(engine):
     trials = [e for e in containers_started_by(engine, done.pid, since)
               if "multicore-lab.run" in e.get("Actor", {}).get("Attributes", {})]
     assert trials == []  # no trial, not even the calibration's
+
+
+@pytest.fixture(scope="module")
+def python_labelled(engine):
+    """Two images on the 3.13 trial image: one labelled with its Python when built (as every
+    image built now is), one built before the label existed (empty)."""
+    from lab.backends.image import PYTHON_LABEL, ensure_image
+    trial = ensure_image(engine, TRIXIE, say=lambda *_: None)
+    tags = {"known": "multicore-lab-test:python-known",
+            "unknown": "multicore-lab-test:python-unknown"}
+    for which, tag in tags.items():
+        engine.images.build(fileobj=io.BytesIO(f"FROM {trial.id}\n".encode()), tag=tag, rm=True,
+                            labels={PYTHON_LABEL: trial.python if which == "known" else ""})
+    yield tags, trial.python
+    for tag in tags.values():
+        engine.images.remove(tag)
+
+
+@pytest.mark.parametrize("task, flags, refusal", [
+    ("scale", ["--variants", "strong,interpreters", "--cpus", "1"],
+     "--variants interpreters: InterpreterPoolExecutor needs Python 3.14 or later, and "),
+    ("ipc", ["--channels", "interpreter_queue", "--cpus", "1"],
+     "--channels interpreter_queue needs Python 3.14 or later (concurrent.interpreters); "),
+])
+def test_a_dry_run_refuses_interpreters_on_a_built_313_image_without_a_container(
+        engine, python_labelled, task, flags, refusal):
+    tags, python = python_labelled
+    before, since = _runs(), int(time.time())
+    known = invoke(task, *flags, "--image", tags["known"], "--dry-run")
+    assert known.returncode == 2, known.stdout[-2000:] + known.stderr[-2000:]
+    line = known.stderr.strip().splitlines()[-1]
+    assert refusal in line and f"{tags['known']} has Python {python}" in line, line
+    unknown = invoke(task, *flags, "--image", tags["unknown"], "--dry-run")
+    assert unknown.returncode == 0, unknown.stdout[-2000:] + unknown.stderr[-2000:]
+    assert (f"the Python of {tags['unknown']} is not known before its image is built"
+            in unknown.stdout) and "plan: " in unknown.stdout
+    assert _runs() == before
+    for done in (known, unknown):  # the label is read; no probe container is started
+        assert containers_started_by(engine, done.pid, since) == []
 
 
 # ---------------------------------------------------------------------------------------------

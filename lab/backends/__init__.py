@@ -136,6 +136,11 @@ class TrialArtifact:
         """id, tag, base, python of the artifact a point names."""
         raise NotImplementedError
 
+    def known_python(self, name):
+        """The Python of the artifact `name` where it can be had without building, staging or
+        starting anything (what a dry run may ask), else None."""
+        return None
+
 
 class TrialRunner:
     """Running and stopping trials."""

@@ -16,7 +16,7 @@ from lab.backends import (HOST_PYTHON, PID_LABEL, RUN_LABEL, Backend, BackendUna
 from lab.backends import docker_input, ssh_tunnel
 from lab.experiments.project import PROJECT_ENV
 from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_image,
-                                image_on_host, image_tag, offline_suite)
+                                image_on_host, image_tag, offline_suite, recorded_python)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
 REQUIREMENTS_REPOSITORY = "multicore-lab-req"  # lab.backends.requirements_image's tags
@@ -343,6 +343,11 @@ class DockerBackend(Backend):
             described.update(host=self.host, engine_id=info.get("ID"), remote=self.remote,
                              architecture=info.get("Architecture"))
         return described
+
+    def known_python(self, name):
+        """The Python labelled on the trial image of base `name` (or on image `name`) when it
+        was built, if that image is on this engine: read from its labels, no container."""
+        return recorded_python(self.client, image_tag(name)) or recorded_python(self.client, name)
 
     def image_info(self, name=None):
         """The ImageInfo (as a dict) of the trial image called `name`, or of the first one."""

@@ -46,6 +46,9 @@ class LocalBackend(Backend):
         return {"backend": "local", "python_executable": self.python,
                 "python": platform.python_version(), "image": None}
 
+    def known_python(self, name):
+        return self.image_info(name)["python"]
+
     def image_info(self, name=None):
         return {"id": "local", "tag": None, "base": None, "python": platform.python_version()}
 

@@ -128,6 +128,9 @@ class MultiHostBackend(Backend):
     def image_info(self, name=None):
         return self.primary.image_info(name)
 
+    def known_python(self, name):
+        return self.primary.known_python(name)
+
     # --- trials -------------------------------------------------------------------------------
 
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):

@@ -136,9 +136,18 @@ class IpcFamily(Family):
 
     def prepare(self, options, backend, cpus, images, say, dry_run=False):
         """The Python of each image, for the channels that need a newer one (interpreter_queue:
-        3.14). A dry run builds nothing and knows none (the trial would refuse)."""
-        if dry_run or not any(facts(c).min_python for c in options.channels):
+        3.14). A dry run builds nothing: it knows the Python of an image already built (its
+        label) and says which images are checked once they are built."""
+        needing = [c for c in options.channels if facts(c).min_python]
+        if not needing:
             return {}
+        if dry_run:
+            pythons = {image: backend.known_python(image) for image in images}
+            unknown = [image for image, python in pythons.items() if python is None]
+            if unknown:
+                say(f"{', '.join(needing)}: the Python of {', '.join(unknown)} is not known "
+                    f"before its image is built; checked once it is")
+            return {"image_pythons": pythons}
         return {"image_pythons": {image: (backend.image_info(image) or {}).get("python")
                                   for image in images}}
 

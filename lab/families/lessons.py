@@ -178,12 +178,18 @@ class LessonsFamily(Family):
         """Which start method `default` will be on each image (Python 3.14 made it forkserver
         on Linux): counts are sized by it. The trials record what it really resolved to."""
         methods, pythons = {}, {}
-        for image in images:
-            python = None if dry_run else (backend.image_info(image) or {}).get("python")
+        for image in images:  # a dry run knows the Python of an image already built (its label)
+            python = (backend.known_python(image) if dry_run
+                      else (backend.image_info(image) or {}).get("python"))
             methods[image] = default_start_method(python)
             pythons[image] = python
-        return {"default_start_methods": methods,
-                **({"image_pythons": pythons} if not dry_run else {})}
+        unknown = [image for image, python in pythons.items() if python is None]
+        if dry_run and unknown and any(_too_old(lesson, params, "0")
+                                       for lesson in options.lessons
+                                       for _, _, params in self._items(lesson, options, 1)):
+            say(f"concurrent.interpreters items: the Python of {', '.join(unknown)} is not "
+                f"known before its image is built; checked once it is")
+        return {"default_start_methods": methods, "image_pythons": pythons}
 
     def python_needed(self, point):
         needs = _too_old(point.variant, point.params_dict, "0")  # needs any newer Python at all

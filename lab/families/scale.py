@@ -92,7 +92,7 @@ class ScaleFamily(Family):
         one worker's trial takes about target_seconds. Returns {"calibration": {...}}."""
         if options.own is not None:
             return scale_own.prepare(options.own, options, backend, cpus, images, say, dry_run)
-        skipped = _interpreter_images(options.variants, backend, images, dry_run)  # first
+        skipped = _interpreter_images(options.variants, backend, images, dry_run, say)  # first
         work = options.work
         calibration = {"mode": work if isinstance(work, str) else "given"}
         if work == "seed":
@@ -302,16 +302,25 @@ def _readable(value):
     return f"{value:.4g}" if isinstance(value, float) else f"{value:,}"
 
 
-def _interpreter_images(variants, backend, images, dry_run):
+def _interpreter_images(variants, backend, images, dry_run, say):
     """{"interpreters_skipped": {image: its Python}} for the images whose Python predates
     InterpreterPoolExecutor (3.14); when every image does, `--variants interpreters` is refused
-    in one line naming the Python (the images are built, but no trial has run). A dry run does
-    not know the Pythons yet: it plans every image."""
-    if "interpreters" not in variants or dry_run:
+    in one line naming the Python (the images are built, but no trial has run). A dry run knows
+    an image's Python only where it is already built (its label, no container): it refuses or
+    leaves out the same way, and says which images are checked once they are built."""
+    if "interpreters" not in variants:
         return {}
-    pythons = {name: str(backend.image_info(name).get("python") or "?") for name in images}
+    if dry_run:
+        known = {name: backend.known_python(name) for name in images}
+        unknown = [name for name, python in known.items() if python is None]
+        if unknown:
+            say(f"interpreters: the Python of {', '.join(unknown)} is not known before its "
+                f"image is built; interpreters are checked (3.14 or later) once it is")
+        pythons = {name: python for name, python in known.items() if python is not None}
+    else:
+        pythons = {name: str(backend.image_info(name).get("python") or "?") for name in images}
     old = {name: python for name, python in pythons.items() if _release(python) < (3, 14)}
-    if old and len(old) == len(pythons):
+    if old and len(old) == len(images):
         name, python = next(iter(old.items()))
         raise BadInput(f"--variants interpreters: InterpreterPoolExecutor needs Python 3.14 or "
                        f"later, and {name} has Python {python}; allowed: a Python 3.14 or "

@@ -180,7 +180,9 @@ def rerun_plan(family, shared, given_own, config, say=print):
                             hosts if given_hosts else None)
     prepared = {}  # nothing measured beforehand: the points carry their work
     estimate = estimator(family, backend, prepared)
-    if shared.dry_run:
+    if shared.dry_run:  # an image already built knows its Python (its label): refused alike
+        check_pythons(family, plan, path, lambda image: backend.known_python(shared.image
+                                                                             or image))
         dry_run(plan, estimate, family.point_label, say, backend)
         return 0
     bases = list(dict.fromkeys(p.image for p in plan.points))
