@@ -5,13 +5,14 @@ receive loop's checks catching a lost message inside a thread or an interpreter.
 
 import json
 import os
+import re
 import time
 
 import pytest
 
 from lab.experiments import TrialCheckFailed, ipc
 from lab.experiments.ipc_catalog import CATALOG, facts, python_refusal
-from tests.conftest import containers_started_by, invoke
+from tests.conftest import PROJECT_ROOT, containers_started_by, invoke
 
 SID = "multicore-lab-base:sid"  # Python 3.14: concurrent.interpreters
 TRIXIE = "multicore-lab-base:trixie"
@@ -140,3 +141,56 @@ def test_a_channel_is_one_catalog_entry_with_its_machinery():
         machinery = facts(TEST_DOUBLES.get(name, name)).machinery
         assert machinery is not None and callable(machinery.make) and callable(machinery.open)
     assert facts("queue_unbounded").machinery is facts("queue").machinery
+
+
+# ---------------------------------------------------------------------------------------------
+# --round-trips auto: sized by the channel's round-trip cost (the interpreters queue's 10 ms poll)
+
+PINGPONG = {"messages": 1, "size_bytes": 0, "batch": 1, "producers": 1, "consumers": 1,
+            "pattern": "pingpong", "timing": "handshake", "placement": "free"}
+
+
+def test_auto_round_trips_follow_the_catalogs_round_trip_cost(monkeypatch):
+    from dataclasses import replace
+    from lab.families import ipc_budget
+    polled = ipc_budget.count_for("interpreter_queue", PINGPONG, 0.2)
+    seconds = ipc_budget.estimate({**PINGPONG, "messages": polled},
+                                  "interpreter_queue")["seconds_estimate"]
+    assert ipc_budget.LEAST_SAMPLES <= polled < ipc_budget.LEAST_COUNT and 0.2 <= seconds < 5
+    assert ipc_budget.count_for("thread_queue", PINGPONG, 0.2) >= ipc_budget.LEAST_COUNT
+    # the double: the same channel without its poll in the catalog gets the cheap floor
+    monkeypatch.setitem(CATALOG, "interpreter_queue",
+                        replace(CATALOG["interpreter_queue"], round_trip_us=None))
+    assert ipc_budget.count_for("interpreter_queue", PINGPONG, 0.2) >= ipc_budget.LEAST_COUNT
+
+
+def test_an_interpreter_ping_pong_sized_auto_runs_its_least_count_not_a_thousand(engine):
+    """The user's command, default --round-trips auto: the dry run's estimate and the run's
+    counts both follow the poll (not 1000 round trips, about 20 s a trial)."""
+    flags = ["--channels", "interpreter_queue", "--patterns", "pingpong", "--cpus", "1",
+             "--base-image", SID]
+    env = {"INVOKE_IPC_REPEAT": "2", "INVOKE_LAB_MIN_SECONDS": "0.2"}
+    dry = invoke("ipc", *flags, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    estimates = [float(s) for s in re.findall(r"~([\d.]+) s/trial", dry.stdout)]
+    assert estimates and all(0.2 <= s < 5 for s in estimates), dry.stdout
+    done = invoke("ipc", *flags, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = PROJECT_ROOT / re.search(r"results in (results/\S+)", done.stdout).group(1)
+    counts = [r["params"]["messages"] for r in _records(run)]
+    assert counts and all(100 <= n < 1000 for n in counts), counts
+    assert all(r["ok"] for r in _records(run))
+    assert "ms its blocking get() sleeps between polls: CPython's poll" in (
+        run / "report.md").read_text()
+
+
+def test_only_a_polling_channels_round_trip_is_said_to_be_the_poll():
+    import pandas as pd
+    from lab.analysis.ipc_headlines import polled_round_trips
+    table = pd.DataFrame([
+        {"variant": v, "channel": v, "cpus": 2, "param.pattern": pattern, "p50_us": p50}
+        for v, pattern, p50 in [("interpreter_queue", "pingpong", 10_100.0),
+                                ("thread_queue", "pingpong", 40.0),
+                                ("interpreter_queue", "stream", float("nan"))]])
+    (said,) = polled_round_trips(table)
+    assert said.startswith("interpreter_queue, 2 CPUs: a ping-pong round trip takes 10.1 ms")

@@ -1,5 +1,6 @@
 """The ipc headlines: Pipe against Queue, the bound's own cost, the shared-memory ring against
 Queue, the best channel against raw os.pipe; each a ratio of medians with its bootstrap interval.
+And where a channel's receiver polls (the interpreters queue), that its round trip is the poll.
 
 A ratio says "faster" or "slower" only when its interval (lab.analysis.stats.ratio_interval,
 nominal 95%) leaves out 1, and "level" when the interval holds 1; the sentence names the
@@ -134,6 +135,24 @@ def headlines(table, trials=None):
                        f"{others[best] / 1e9:.2f} GB/s, raw os.pipe {rate['os_pipe'] / 1e9:.2f}"
                        f" GB/s: " + sentence(group.at[best, "channel"], "raw os.pipe", ratio,
                                              "bytes/s"))
+    return out + polled_round_trips(table)
+
+
+def polled_round_trips(table):
+    """A sentence per ping-pong point of a channel whose receiver polls (a round_trip_us in its
+    catalog entry: the interpreters queue's get() sleeps 10 ms a try): its round trip is the
+    poll's period, CPython's, not what moving the item costs."""
+    if "param.pattern" not in table or "p50_us" not in table:
+        return []
+    out = []
+    for _, row in table[table["param.pattern"] == "pingpong"].iterrows():
+        poll_us = facts(row["variant"]).round_trip_us
+        if poll_us is None or not row["p50_us"] == row["p50_us"]:
+            continue
+        out.append(f"{row['channel']}, {_cpus(row['cpus'])}: a ping-pong round trip takes "
+                   f"{row['p50_us'] / 1000:.1f} ms (p50), about the {poll_us / 1000:g} ms "
+                   f"its blocking get() sleeps between polls: CPython's poll, not the cost of "
+                   f"moving the item")
     return out
 
 

@@ -233,6 +233,8 @@ class IpcFamily(Family):
             return None  # keep the first guess
         ran = int((warmup.get("params") or {}).get("messages") or first["messages"])
         wanted = math.ceil(ran * params["min_seconds"] / measured * SIZING_MARGIN)
+        if params.get("pattern") == "pingpong":  # its percentiles rest on enough round trips
+            wanted = max(wanted, ipc_budget.least_count(point.variant, first, point.start_method))
         cap = min(ipc_budget.max_count(point.variant, first, point.start_method),
                   _byte_cap(params))
         return {**first, "messages": max(1, min(wanted, cap))}

@@ -26,7 +26,7 @@ class BudgetExceeded(SpecError):
 _BATCH_ITEM_US = 0.15  # pickling one more small item in a batch
 _PICKLE_BYTES_PER_S = 1.0e9
 _RAW_BYTES_PER_S = 2.0e9
-_ROUND_TRIP_WAKE_US = 20.0  # two wake-ups per ping-pong round
+_ROUND_TRIP_WAKE_US = 20.0  # two kernel wake-ups per ping-pong round
 _START_SECONDS = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.15,  # an end's start, by place
                   "threads": 0.001, "interpreters": 0.05}
 
@@ -49,9 +49,10 @@ def estimate(params, variant=None, start_method="fork"):
     send_us = send_cost(channel)
     rate = _RAW_BYTES_PER_S if base in BYTE_KINDS else _PICKLE_BYTES_PER_S
     if p["pattern"] == "pingpong":
-        wake_us = facts(channel).wake_us
-        wake_us = _ROUND_TRIP_WAKE_US if wake_us is None else 2 * wake_us
-        seconds = items * (2 * send_us + wake_us) * 1e-6
+        round_trip_us = facts(channel).round_trip_us  # the catalog's, where it is not the sum
+        if round_trip_us is None:
+            round_trip_us = 2 * send_us + _ROUND_TRIP_WAKE_US
+        seconds = items * round_trip_us * 1e-6
     else:
         seconds = frames * send_us * 1e-6
         if base not in BYTE_KINDS:
@@ -142,12 +143,33 @@ def max_count(variant, params, start_method="fork"):
     return 1
 
 
-def count_for(variant, params, seconds, start_method="fork"):
-    """About how many messages (or round trips) make the point's timed section last `seconds`,
-    by the estimate (the first guess, before its warm-up trial has measured it), at least 1000
-    and within the budget."""
+LEAST_COUNT = 1000          # a cheap channel's least count: many samples for its percentiles
+LEAST_SAMPLES = 100         # ... never fewer than this (a p99 needs 100 round trips)
+LEAST_COUNT_SECONDS = 0.5   # ... nor more than this long by the catalog's costs: a channel whose
+                            # round trip costs 10 ms (the interpreters queue's poll) gets 100,
+                            # about 1 s, not 1000 (10 s, 20 s on a busy machine)
+
+
+def per_message_seconds(variant, params, start_method="fork"):
+    """Seconds one more message (or round trip) adds to the point's trial, by the estimate."""
     def cost(count):
         return estimate({**params, "messages": count, "warmup": 0}, variant,
                         start_method)["seconds_estimate"]
-    per_message = max((cost(20_000) - cost(10_000)) / 10_000, 1e-9)
-    return int(min(max(1000, seconds / per_message), max_count(variant, params, start_method)))
+    return max((cost(20_000) - cost(10_000)) / 10_000, 1e-9)
+
+
+def least_count(variant, params, start_method="fork"):
+    """The fewest messages (or round trips) an auto-sized point runs: LEAST_COUNT, or for a
+    channel whose messages cost more than LEAST_COUNT_SECONDS / LEAST_COUNT each, what fills
+    LEAST_COUNT_SECONDS, and at least LEAST_SAMPLES."""
+    fill = math.ceil(LEAST_COUNT_SECONDS / per_message_seconds(variant, params, start_method))
+    return max(LEAST_SAMPLES, min(LEAST_COUNT, fill))
+
+
+def count_for(variant, params, seconds, start_method="fork"):
+    """About how many messages (or round trips) make the point's timed section last `seconds`,
+    by the estimate (the first guess, before its warm-up trial has measured it), at least
+    least_count (sized by the channel's cost) and within the budget."""
+    per_message = per_message_seconds(variant, params, start_method)
+    least = least_count(variant, params, start_method)
+    return int(min(max(least, seconds / per_message), max_count(variant, params, start_method)))
