@@ -262,17 +262,34 @@ def test_bad_own_code_is_refused_in_one_line_and_nothing_is_written(tmp_path, ar
     assert not (project / "results").exists()
 
 
-def test_hosts_that_cannot_see_this_machines_files_are_refused_in_one_line(tmp_path):
+def test_a_remote_host_gets_your_folder_and_requirements_as_images_made_here(tmp_path):
+    """--hosts ssh://... (the test bed's second engine): the requirements image and the folder
+    baked on top of it are made on this machine and shipped; the trials there import six from
+    the one and the function from the other (read-only: the function's file cannot be
+    written); a second run reuses both images."""
     from tests.test_testbed import facts_of
     remote = facts_of("remote", "--remote")["url"]
-    project = _project(tmp_path, {"prog.py": PROGRAM})
-    for hosts in (remote, f"local,{remote}"):
-        done = _lab("--hosts", hosts, "--command", "python3 prog.py 1 1 1", "--cpus", "1",
-                    cwd=project)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, done.stderr
-        assert "cannot see this machine's files; allowed: --hosts local" in lines[0]
-        assert not (project / "results").exists()
+    project = _project(tmp_path, {"requirements.txt": "six==1.16.0\n", "my_work.py": """
+        import os, six
+        def crunch(n):
+            assert not os.access(__file__, os.W_OK), "the project folder is writable"
+            return n if six.PY3 else 0
+    """})
+    args = ("--hosts", remote, "--target", "my_work.py:crunch", "--requirements",
+            "requirements.txt", "--cpus", "1", "--variants", "strong", "--work", "2000",
+            "--repeat", "1")
+    done = _lab(*args, cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [run] = _runs(project / "results")
+    records = _records(run)
+    assert records and all(r["ok"] and r["host"] == remote for r in records), \
+        [r.get("error") for r in records]
+    assert {r["image_tag"].split(":")[0] for r in records} == {"multicore-lab-project"}
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["own"]["checked"]["additive"] is True
+    again = _lab(*args, cwd=project)
+    assert again.returncode == 0 and "project image multicore-lab-project:" in again.stdout \
+        and "(reused)" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
 
 
 # --- requirements ------------------------------------------------------------------------------
@@ -384,6 +401,19 @@ def test_a_cut_off_run_with_requirements_resumes_on_its_derived_image(tmp_path):
     records = [r for r in _records(run) if not (r.get("error") or "").startswith("interrupted")]
     assert all(r["ok"] for r in records) and len(records) == 9, [r.get("error") for r in records]
     assert {r["image_tag"].split(":")[0] for r in records} == {"multicore-lab-req"}
+
+
+def test_a_cut_off_run_on_a_remote_host_resumes_on_its_folder_image(tmp_path):
+    from tests.test_testbed import facts_of
+    remote = facts_of("remote", "--remote")["url"]
+    project = _project(tmp_path, {"my_work.py": CRUNCH})
+    run = _cut_off_target_run(project, "--hosts", remote)
+    done = _lab("--resume", "latest", cwd=project)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = [r for r in _records(run) if not (r.get("error") or "").startswith("interrupted")]
+    assert len(records) == 9 and all(r["ok"] and r["host"] == remote for r in records), \
+        [r.get("error") for r in records]
+    assert {r["image_tag"].split(":")[0] for r in records} == {"multicore-lab-project"}
 
 
 def test_resume_refuses_when_the_mounted_folder_is_gone(tmp_path):

@@ -19,7 +19,9 @@ from lab.backends.image import (ImageInfo, ImageError, ensure_image, existing_im
                                 image_on_host, image_tag, offline_suite, recorded_python)
 
 TRIAL_USER = "10001:10001"  # not root inside the trial, whatever the base image says
-REQUIREMENTS_REPOSITORY = "multicore-lab-req"  # lab.backends.requirements_image's tags
+# images derived from a run's trial image (lab.backends.requirements_image, project_image): the
+# run's code by their recorded id alone
+DERIVED_REPOSITORIES = ("multicore-lab-req", "multicore-lab-project")
 PROJECT_MOUNT = "/project"  # where a trial sees the user's folder (--command, --target)
 
 
@@ -306,7 +308,7 @@ class DockerBackend(Backend):
             # built from a base by ensure_image; a --requirements image (derived from the trial
             # image the run had) is the run's code by its id alone, checked below
             if info.get("base") == name and lookup != name and \
-                    not lookup.startswith(f"{REQUIREMENTS_REPOSITORY}:"):
+                    lookup.split(":")[0] not in DERIVED_REPOSITORIES:
                 now = image_tag(name)
                 if now != lookup:
                     raise ImageMismatch(
@@ -382,13 +384,21 @@ class DockerBackend(Backend):
             options["nano_cpus"] = int(round(quota * 1e9))  # Docker's --cpus; never with cpu_quota
         return options
 
-    def share_project(self, path):
+    def share_project(self, path, say=print):
         """Show the user's folder `path` to every trial, read-only at PROJECT_MOUNT (--command,
-        --target). An engine on another machine cannot see this machine's files: refused."""
+        --target): a bind mount here; an engine on another machine, which cannot see this
+        machine's files, gets them baked into an image made here and shipped
+        (lab.backends.project_image)."""
         if self.remote:
-            raise BackendUnavailable(f"{self.where} runs on another machine, which cannot see "
-                                     f"{path}; allowed: your own code on this machine's engine "
-                                     f"(--hosts local), --backend local, or slurm")
+            from lab.backends import project_image
+            if all(i.tag.startswith(f"{project_image.REPOSITORY}:") for i in self.images.values()):
+                return  # --resume: the run's recorded images hold the folder already
+            source = self._source_for_own_code(path)
+            self.images = {name: project_image.on_host(
+                source, self.client, project_image.baked_image(
+                    source, project_image.source_image(source, info, self.where), path, say),
+                say, self.where) for name, info in self.images.items()}
+            return
         self.project = path
         owner = os.stat(path)
         if owner.st_uid != 0:  # the folder's owner reads it as on this machine; never root
@@ -396,10 +406,30 @@ class DockerBackend(Backend):
 
     def add_requirements(self, requirements, say=print):
         """Every trial image with `requirements` installed (lab.backends.requirements_image:
-        wheels fetched on this machine, a derived image cached by their digest)."""
+        wheels fetched on this machine, a derived image cached by their digest); an engine on
+        another machine gets it built here and shipped (lab.backends.project_image)."""
         from lab.backends.requirements_image import derived_image
+        if self.remote:
+            from lab.backends import project_image
+            source = self._source_for_own_code(requirements)
+            self.images = {name: project_image.on_host(
+                source, self.client, derived_image(
+                    source, project_image.source_image(source, info, self.where), requirements,
+                    say), say, self.where) for name, info in self.images.items()}
+            return
         self.images = {name: derived_image(self.client, info, requirements, say)
                        for name, info in self.images.items()}
+
+    def _source_for_own_code(self, path):
+        """This machine's engine, where the images of the user's code are made for a remote
+        host; BackendUnavailable in one line when there is none."""
+        source = self.source() if self.source else None
+        if source is None:
+            raise BackendUnavailable(f"{self.where} runs on another machine and no engine here "
+                                     f"can pack {path} for it; allowed: your own code on this "
+                                     f"machine's engine (--hosts local), --backend local, or "
+                                     f"slurm")
+        return source
 
     def run(self, spec, cpuset, quota, time_limit_s, labels=None, image=None):
         started = time.perf_counter()

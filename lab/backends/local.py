@@ -54,7 +54,7 @@ class LocalBackend(Backend):
 
     project = None  # the user's folder its trials start the user's code in (share_project)
 
-    def share_project(self, path):
+    def share_project(self, path, say=print):
         """Trials of --command/--target start the user's code in `path` (this machine's own)."""
         self.project = path
 

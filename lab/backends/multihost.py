@@ -112,6 +112,16 @@ class MultiHostBackend(Backend):
             names = member.prepare_images(bases, image, say)
         return names
 
+    def share_project(self, path, say=print):
+        """--command/--target: each host shows the user's folder its own way (lab.backends.docker:
+        a bind mount here, an image made here and shipped to a remote host)."""
+        for member in self.members.values():
+            member.share_project(path, say)
+
+    def add_requirements(self, requirements, say=print):
+        for member in self.members.values():
+            member.add_requirements(requirements, say)
+
     def use_recorded(self, meta, names, run):
         recorded = meta.get("hosts") or {}
         for host, member in self.members.items():

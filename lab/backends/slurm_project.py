@@ -98,7 +98,7 @@ print(json.dumps({"missing": missing, "python": sys.executable}))
 class SlurmProject:
     """The project half of SlurmBackend: needs code_root, env, python, step_command, token."""
 
-    def share_project(self, path):
+    def share_project(self, path, say=print):
         staged = stage_project(path, self.code_root)
         self.env[PROJECT_ENV] = str(staged)  # every step's environment (step_command)
 

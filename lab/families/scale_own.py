@@ -7,9 +7,9 @@ params. lab/families/scale.py calls these beside the tutorial's task: the points
 statistics, charts and report are the tutorial's.
 
 The user's files: the project folder (--mount, else the current directory) is shown to every
-trial by the backend (`share_project`: docker a read-only bind mount, local the folder itself);
-a backend that cannot show this machine's files (a remote engine, several hosts) is refused in
-one line. meta.json keeps the folder's content digest (`own.digest`, its files as the Slurm nodes
+trial by the backend (`share_project`: docker a read-only bind mount, or for a remote host an
+image made here and shipped, lab.backends.project_image; local the folder itself; Slurm a staged
+copy), after `--requirements` went into the trial image. meta.json keeps the folder's content digest (`own.digest`, its files as the Slurm nodes
 get them: results/, .git and virtual environments left out): `--resume` shows the folder again
 (`reshare`) only while it still holds the code the run measured, else refuses in one line.
 """
@@ -130,16 +130,20 @@ def check_variants(own, variants):
 
 # --- before the plan ---------------------------------------------------------------------------
 
-def share(own, backend, hosts):
-    """Show the project folder to the backend's trials, or BadInput in one line."""
-    from lab.backends import BackendUnavailable
-    share_project = getattr(backend, "share_project", None)
-    if share_project is None:  # several hosts side by side, or a backend without the means
+def can_share(own, backend, hosts):
+    """BadInput in one line when the backend has no means to show the folder to its trials."""
+    if getattr(backend, "share_project", None) is None:
         raise BadInput(f"--{own.experiment}: the trials on {', '.join(hosts)} cannot see this "
                        f"machine's files; allowed: --hosts local (this machine's engine), "
                        f"--backend local or slurm")
+
+
+def share(own, backend, hosts, say=print):
+    """Show the project folder to the backend's trials, or BadInput in one line."""
+    from lab.backends import BackendUnavailable
+    can_share(own, backend, hosts)
     try:
-        share_project(own.project)
+        backend.share_project(own.project, say)
     except BackendUnavailable as why:
         raise BadInput(str(why)) from None
 
@@ -175,7 +179,7 @@ def reshare(backend, meta, run):
     if share_project is None:  # pragma: no cover (such a run was refused at its start)
         raise BadInput(f"--resume {run}: the {backend.name} backend cannot show {project}")
     try:
-        share_project(project)
+        share_project(project, say=lambda *_: None)
     except BackendUnavailable as why:
         raise BadInput(f"--resume {run}: {why}") from None
 
@@ -183,9 +187,10 @@ def reshare(backend, meta, run):
 def prepare(own, options, backend, cpus, images, say, dry_run):
     """The pre-run check trial, and for a target with --work auto its calibration. Returns
     what meta.json keeps: {"own": ..., "calibration": ...}."""
+    from lab.backends import BackendUnavailable
     from lab.hosts import topology
     from lab.run import options as parse_options
-    share(own, backend, options.shared.hosts)
+    can_share(own, backend, options.shared.hosts)
     work = options.work
     kept = {"own": {"experiment": own.experiment, "code": own.code, "project": own.project,
                     "requirements": own.requirements, "digest": folder_digest(own.project)}}
@@ -207,7 +212,12 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
         if add_requirements is None:
             raise BadInput(f"--requirements: the {backend.name} backend cannot install them; "
                            f"allowed: --backend docker, local or slurm")
-        add_requirements(own.requirements, say)
+        try:
+            add_requirements(own.requirements, say)
+        except BackendUnavailable as why:
+            raise BadInput(str(why)) from None
+    # after the requirements: a remote host's folder image is made on top of their image
+    share(own, backend, options.shared.hosts, say)
     if "interpreters" in options.variants:  # InterpreterPoolExecutor: Python 3.14 and later
         for name in images:
             python = str(backend.image_info(name).get("python") or "?")
