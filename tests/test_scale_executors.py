@@ -230,6 +230,15 @@ def test_the_image_line_labels_the_python_as_the_records_do():
     assert python_version(_Engine(free=True), "any") == platform.python_version() + "t"
 
 
+
+def test_the_local_backend_labels_its_python_as_the_records_do(monkeypatch):
+    from lab.backends import local
+    backend = local.LocalBackend({})
+    assert backend.image_info()["python"] == gil.python_label()
+    monkeypatch.setattr(local, "python_label", lambda: platform.python_version() + "t")
+    assert backend.known_python(None) == platform.python_version() + "t"
+
+
 # ---------------------------------------------------------------------------------------------
 # The verdict, from made-up records
 

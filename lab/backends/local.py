@@ -14,6 +14,7 @@ from lab.backends import HOST_PYTHON, Backend, BackendUnavailable, ImageMismatch
 
 from lab.package_files import PROJECT_ROOT
 from lab.experiments.project import PROJECT_ENV
+from lab.experiments.gil import python_label
 
 
 class LocalBackend(Backend):
@@ -32,9 +33,9 @@ class LocalBackend(Backend):
         return [HOST_PYTHON]
 
     def use_recorded_images(self, recorded, names, run):
-        python = platform.python_version()
-        for info in recorded.values():
-            if info.get("python") != python:
+        python = python_label()
+        for info in recorded.values():  # a run recorded before the `t` label: its plain version
+            if info.get("python") not in (python, platform.python_version()):
                 raise ImageMismatch(f"--resume {run}: the image differs from the run's: its "
                                     f"trials ran on Python {info.get('python')}, this host's is "
                                     f"{python}")
@@ -50,7 +51,8 @@ class LocalBackend(Backend):
         return self.image_info(name)["python"]
 
     def image_info(self, name=None):
-        return {"id": "local", "tag": None, "base": None, "python": platform.python_version()}
+        # labelled as the trials label it (3.14.0t on a free-threaded build)
+        return {"id": "local", "tag": None, "base": None, "python": python_label()}
 
     project = None  # the user's folder its trials start the user's code in (share_project)
 
