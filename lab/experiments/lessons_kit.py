@@ -58,6 +58,13 @@ def loops_done(iterations, total):
     return iterations if total == exact_sum(iterations) else -1
 
 
+def hold(hold_s):
+    """Stay inside a critical section for `hold_s` seconds (0: leave at once): the lessons' way
+    to make a section long enough that overlaps, if the primitive allows any, show."""
+    if hold_s:
+        time.sleep(hold_s)
+
+
 def task(index, iterations):
     """One task: (index, loops proven by its sum, this process's CPU seconds, pid): the loop
     count proves the work ran, the index that this task's answer came back."""

@@ -17,7 +17,7 @@ import time
 from multiprocessing import shared_memory
 
 from lab.experiments import TrialCheckFailed
-from lab.experiments.lessons_kit import Crew, excluded_elsewhere, metric, span
+from lab.experiments.lessons_kit import Crew, excluded_elsewhere, hold as _hold, metric, span
 
 BARRIER_TIMEOUT_S = 60.0
 
@@ -55,11 +55,6 @@ def _counted(index, start, increments, step):
         step()
     t1 = time.perf_counter()
     return {"t0": t0, "t1": t1, "cpu_seconds": time.process_time() - cpu}
-
-
-def _hold(hold_s):
-    if hold_s:
-        time.sleep(hold_s)
 
 
 def value_worker(index, start, value, increments, hold_s, locked):

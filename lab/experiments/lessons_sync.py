@@ -25,8 +25,8 @@ import threading
 import time
 
 from lab.experiments import SpecError, TrialCheckFailed
-from lab.experiments.lessons_kit import (Crew, excluded_elsewhere, median, metric, most_inside,
-                                         span)
+from lab.experiments.lessons_kit import (Crew, excluded_elsewhere, hold as _hold, median, metric,
+                                         most_inside, span)
 from lab.experiments.lessons_state import NoopLock
 
 WAIT_S = 30.0  # any single wait inside a worker: a hang becomes an error, never a stuck trial
@@ -77,11 +77,6 @@ class OpenBarrier:
 
     def wait(self, timeout=None):
         return 0
-
-
-def _hold(hold_s):
-    if hold_s:
-        time.sleep(hold_s)
 
 
 # ---------------------------------------------------------------------------------------------
