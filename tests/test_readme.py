@@ -101,7 +101,12 @@ def need(condition, reason):
 
 
 def fresh_clone(destination):
-    """The repository as it is on disk: tracked and untracked-not-ignored files."""
+    """The repository as it is on disk: tracked and untracked-not-ignored files, in a folder with
+    the mode `git clone` gives it (pytest's tmp folders are 0700: the trial's unprivileged user
+    could not read a project there, which `--target` rightly refuses)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    destination.chmod(0o777 & ~umask)
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
                             cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
     for name in filter(None, listed.decode().split("\0")):
