@@ -140,21 +140,25 @@ def efficiency_chart(summary, folder, title_suffix=""):
     several = rows["python"].nunique() > 1
     hosts = "host" in rows.columns and rows["host"].astype(str).nunique() > 1
     keys = ["variant", "start_method", "python"] + (["host"] if hosts else [])
-    for index, (values, curve) in enumerate(rows.groupby(keys)):
+    groups = list(rows.groupby(keys))
+    for index, (values, curve) in enumerate(groups):
         variant, method, python = values[:3]
+        # as the speedup chart names its curves: a pool in one process has no start method
+        method = "one process" if variant in results.IN_ONE_PROCESS else method
         on = f", host {values[3]}" if hosts else ""
         curve = curve.sort_values("cpus")
         column = "scaled_speedup" if variant == "weak" else "speedup"
         cpus = curve["cpus"].astype(float)
-        axes.errorbar(curve["cpus"], curve["efficiency"],
+        jitter = 0.02 * (index - (len(groups) - 1) / 2)  # equal curves (threads at 0.5) both show
+        axes.errorbar(curve["cpus"] + jitter, curve["efficiency"],
                       yerr=_interval_error(curve["efficiency"], curve[f"{column}_ci_low"] / cpus,
                                            curve[f"{column}_ci_high"] / cpus),
                       marker="o", capsize=4, color=f"C{index}",
                       label=f"{variant} ({method}{', Python ' + python if several else ''}{on})")
         against = curve["of_ceiling"] if "of_ceiling" in curve else None
         if against is not None and against.notna().any():  # speedup / what the CPUs deliver
-            axes.plot(curve["cpus"], against, marker="^", linestyle="--", color=f"C{index}",
-                      alpha=0.7, label=f"{variant} ({method}{on}): against the measured ceiling")
+            axes.plot(curve["cpus"] + jitter, against, marker="^", linestyle="--",
+                      color=f"C{index}", alpha=0.7, label=f"{variant} ({method}{on}): against the measured ceiling")
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="ideal (1.0)")
     max_cpus = max(2, int(summary["cpus"].max()))
     axes.set_xticks(range(1, max_cpus + 1))
