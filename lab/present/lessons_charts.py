@@ -90,8 +90,8 @@ def start_cost_chart(summary, out, subtitle=""):
     axes.set_xticks(range(len(methods) + len(beside)), methods + [n for n, _ in beside])
     axes.set_xlabel("start method" + (" (beside them: a thread's start()+join(), an "
                                       "interpreter's create, call and close)" if beside else ""))
-    axes.set_ylabel("start() + join() of one process, median (log)")
     what = "a process, a thread or an interpreter" if beside else "a process"
+    axes.set_ylabel(f"start() + join() of {'one' if beside else 'one process'}, median (log)")
     axes.set_title(f"What starting {what} costs{subtitle}", fontsize=10)
     axes.grid(alpha=0.3, axis="y", which="both")
     low = min(constructor, results.TUTORIAL["constructor_us"]) / 2
