@@ -69,6 +69,8 @@ def test_threads_and_interpreters_run_beside_the_pool_on_each_python(two_pythons
         if record["variant"] == "strong":
             ready = record["metrics"]["workers_ready_seconds"]["value"]
             assert ready >= record["metrics"]["pool_start_seconds"]["value"]
+        if record["variant"] in ("strong", "threads", "interpreters"):  # every pool's hand-off
+            assert 0 < record["metrics"]["task_round_trip_seconds"]["value"] < 5
 
 
 def test_the_report_has_the_executors_section_a_verdict_per_python_and_the_skip(two_pythons):
@@ -81,6 +83,8 @@ def test_the_report_has_the_executors_section_a_verdict_per_python_and_the_skip(
     assert "loremipsumpy/python-3.14-free-threading-benchmark" in section
     assert "909 ms" in section and "5-10%" in section
     assert "| 3.14." in section and "interpreters" in section
+    table = [line for line in section.splitlines() if line.startswith("| 3.1")]
+    assert table and all(re.search(r"\| \d+ \| (on|off) \|$", line) for line in table), table
     summary = (folder / "summary.csv").read_text()
     assert "threads" in summary and "interpreters" in summary
     assert (folder / "speedup.png").exists()

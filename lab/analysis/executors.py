@@ -27,6 +27,7 @@ EXECUTORS = {"strong": "processes (Pool)", "process": "processes (Process)",
 # A pool's start: until every worker had started (older runs: the constructor); processes'
 START_METRICS = ("metric.workers_ready_seconds", "metric.pool_start_seconds",
                  "metric.process_start_seconds")
+ROUND_TRIP = "metric.task_round_trip_seconds"  # one empty task through the warm pool
 
 
 def short_python(version):
@@ -53,10 +54,11 @@ def _flag(series):
 
 def executor_rows(trials, summary):
     """A frame: python, host, cpus, variant, executor, n, speedup (+ interval), vs_serial
-    (+ interval), start_s, gil_enabled, free_threaded; cpuset points whose workers = CPUs."""
+    (+ interval), start_s, round_trip_us (one empty task through the warm pool; NaN in runs
+    before it was measured), gil_enabled, free_threaded; cpuset points whose workers = CPUs."""
     columns = ["python", "host", "cpus", "variant", "executor", "n", "speedup", "speedup_low",
                "speedup_high", "vs_serial", "vs_serial_low", "vs_serial_high", "start_s",
-               "gil_enabled", "free_threaded"]
+               "round_trip_us", "gil_enabled", "free_threaded"]
     if summary is None or summary.empty or trials is None or trials.empty:
         return pd.DataFrame(columns=columns)
     seconds = samples(trials)
@@ -88,6 +90,7 @@ def executor_rows(trials, summary):
             "speedup": row["speedup"], "speedup_low": row["speedup_ci_low"],
             "speedup_high": row["speedup_ci_high"], "vs_serial": vs, "vs_serial_low": low,
             "vs_serial_high": high, "start_s": start,
+            "round_trip_us": _median(rows[ROUND_TRIP]) * 1e6 if ROUND_TRIP in rows else math.nan,
             "gil_enabled": _flag(rows["check.gil_enabled"]) if "check.gil_enabled" in rows
             else None,
             "free_threaded": _flag(rows["check.free_threaded"]) if "check.free_threaded" in rows

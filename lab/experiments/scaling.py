@@ -211,9 +211,12 @@ def _in_process(task, variant, workers, work, warm):
 def _start_metrics(ran):
     """A pool's start: its constructor (pool_start_seconds; a lazy thread or interpreter pool
     starts nothing there), and until every worker had started and taken its warm-up task
-    (workers_ready_seconds: what the pool costs before it can work, alike for every pool)."""
+    (workers_ready_seconds: what the pool costs before it can work, alike for every pool), and
+    one empty task's round trip through the warm pool (task_round_trip_seconds: what handing it
+    a task costs, after the timed section)."""
     return {"pool_start_seconds": {"value": ran.start_seconds, "unit": "s"},
-            "workers_ready_seconds": {"value": ran.ready_seconds, "unit": "s"}}
+            "workers_ready_seconds": {"value": ran.ready_seconds, "unit": "s"},
+            "task_round_trip_seconds": {"value": ran.round_trip_seconds, "unit": "s"}}
 
 
 def _default_pool_size():

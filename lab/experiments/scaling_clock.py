@@ -21,13 +21,29 @@ class Executed(NamedTuple):
     section, the seconds it took to start (a pool's constructor; for processes, to the first
     work), the workers used, the ids (pid, thread ident, interpreter id) that took a warm-up
     task, and for pools the seconds from the constructor until every worker had started and
-    taken its warm-up task (what starting the pool costs before it can work: NaN elsewhere)."""
+    taken its warm-up task (what starting the pool costs before it can work: NaN elsewhere),
+    and for pools the median round trip of one empty task after the section (NaN elsewhere)."""
     chunks: list
     section: object
     start_seconds: float
     workers_used: int
     warmed: list
     ready_seconds: float = math.nan
+    round_trip_seconds: float = math.nan
+
+
+ROUND_TRIPS = 21  # one empty task at a time, after the timed section: its median is the cost
+
+
+def round_trip_median(call):
+    """Median seconds of `call()` (one task sent to a warm pool and its result back, waited
+    for before the next): what handing a pool one task costs, beside what its work costs."""
+    times = []
+    for _ in range(ROUND_TRIPS):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 class TimedSection:

@@ -18,8 +18,8 @@ import time
 from lab import sysinfo
 from lab.experiments import SpecError, TrialCheckFailed, stop_processes
 from lab.experiments.scaling_clock import (WARM_BARRIER_TIMEOUT_S, Executed, StampedSection,
-                                           TimedSection)
-from lab.experiments.scaling_task import run_chunk
+                                           TimedSection, round_trip_median)
+from lab.experiments.scaling_task import echo, run_chunk
 
 _warm_barrier = None  # a pool worker's Barrier of all warm-up tasks (set by _pool_worker_init)
 
@@ -59,11 +59,12 @@ def pool_run(context, workers, work, asked, warm_units, warm_tasks):
         with TimedSection() as section:
             chunks = pool.map(_pool_chunk, [(work, n) for n in asked], chunksize=1)
         workers_used = pool._processes  # the size Pool() chose when workers is None
+        round_trip = round_trip_median(lambda: pool.apply(echo, (0,)))
     finally:
         pool.close()
         pool.join()
     return Executed(chunks, section, pool_start_seconds, workers_used,
-                    [pid for pid, _ in warmed], ready_seconds)
+                    [pid for pid, _ in warmed], ready_seconds, round_trip)
 
 
 def _process_worker(ready, go, results, work, warm_units, units):

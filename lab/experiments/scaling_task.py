@@ -69,6 +69,11 @@ def interpreter_id():
     return int(_interpreters.get_current().id) if _interpreters else 0
 
 
+def echo(value):
+    """The smallest task: what a task's trip through an executor costs without its work."""
+    return value
+
+
 def run_chunk(work, units):
     """Run `work(units)` in this worker and return its chunk record (see the module's words)."""
     t_start = time.perf_counter()

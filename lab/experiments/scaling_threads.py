@@ -21,8 +21,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from lab.experiments import SpecError, TrialCheckFailed
-from lab.experiments.scaling_clock import WARM_BARRIER_TIMEOUT_S, Executed, TimedSection
-from lab.experiments.scaling_task import run_chunk, warm_and_wait
+from lab.experiments.scaling_clock import (WARM_BARRIER_TIMEOUT_S, Executed, TimedSection,
+                                           round_trip_median)
+from lab.experiments.scaling_task import echo, run_chunk, warm_and_wait
 
 KINDS = {"threads": "thread", "interpreters": "interpreter"}
 
@@ -74,6 +75,8 @@ def executor_run(kind, workers, work, asked, warm_units, warm_tasks):
         warmed = [future.result(WARM_BARRIER_TIMEOUT_S) for future in warming]
         with TimedSection() as section:
             chunks = list(executor.map(run_chunk, [work] * len(asked), asked))
+        round_trip = round_trip_median(
+            lambda: executor.submit(echo, 0).result(WARM_BARRIER_TIMEOUT_S))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-    return Executed(chunks, section, constructed, workers, warmed, ready_seconds)
+    return Executed(chunks, section, constructed, workers, warmed, ready_seconds, round_trip)

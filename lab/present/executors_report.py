@@ -34,7 +34,8 @@ def _gil(row):
 def executors_display(rows):
     several_hosts = rows["host"].nunique() > 1
     headers = (["host"] if several_hosts else []) + [
-        "python", "CPUs", "executor", "n", "speedup [95%]", "vs serial [95%]", "start s", "GIL"]
+        "python", "CPUs", "executor", "n", "speedup [95%]", "vs serial [95%]", "start s",
+        "task µs", "GIL"]
     body = []
     for _, row in rows.iterrows():
         speedup = fmt(row["speedup"], "{:.2f}")
@@ -45,8 +46,8 @@ def executors_display(rows):
             versus += " " + interval(row["vs_serial_low"], row["vs_serial_high"], "{:.2f}")
         body.append(([row["host"]] if several_hosts else []) + [
             _python(row["python"]), str(row["cpus"]), row["executor"], str(row["n"]), speedup,
-            versus, fmt(row["start_s"], "{:.4f}"), _gil(row)])
-    return Table(headers, body, ("l" if several_hosts else "") + "lrlrrrrl")
+            versus, fmt(row["start_s"], "{:.4f}"), fmt(row["round_trip_us"], "{:.0f}"), _gil(row)])
+    return Table(headers, body, ("l" if several_hosts else "") + "lrlrrrrrl")
 
 
 def skipped_sentences(meta):
@@ -74,7 +75,12 @@ def executors_section(scaling, summary, meta, say=print):
                     "executor's own 1-CPU run; vs serial = T(serial run) / T(c), the figure the "
                     "executors are compared on; start s = median seconds from a pool's constructor "
                     "until every worker had started and taken its warm-up task (Processes: "
-                    "from the first start() to the first work, their warm-up included); GIL = whether the workers' interpreter had its GIL on (sys._is_gil_enabled(); "
+                    "from the first start() to the first work, their warm-up included); task µs = "
+                    "median round trip of one empty task through the warm pool, sent after the "
+                    "timed section and waited for (what handing a worker a task and getting its "
+                    "result back costs: pickling and a pipe for processes, a queue for "
+                    "threads, pickling across interpreters); GIL = whether the workers' "
+                    "interpreter had its GIL on (sys._is_gil_enabled(); "
                     "each interpreter has its own, so interpreters run in parallel with theirs "
                     "on)")
     if verdicts:
