@@ -7,7 +7,7 @@ image the host got from it, and shipped like the trial image (lab.backends.image
 
 - `--requirements`: the derived image of lab.backends.requirements_image, built here;
 - the project folder: baked into `multicore-lab-project:<digest>`, the folder's files (those
-  lab.backends.slurm_project.project_files picks: no results/, .git or virtual environments;
+  lab.backends.slurm_project.files_to_send picks: no results/, .git or virtual environments;
   at most its MAX_PROJECT_BYTES) copied to PROJECT_DIR, owned by root, directories 0755, files
   0644 (0755 when executable here): the trial's user reads them and cannot change them (its root
   filesystem is read-only besides). The digest is the files' and the image's it derives from, so
@@ -27,7 +27,7 @@ import docker
 
 from lab.backends import BackendUnavailable
 from lab.backends.image import ImageError, ImageInfo, ship_image
-from lab.backends.slurm_project import MAX_PROJECT_BYTES, project_digest, project_files
+from lab.backends.slurm_project import files_to_send, project_digest
 from lab.experiments.project import PROJECT_ENV
 
 REPOSITORY = "multicore-lab-project"
@@ -74,12 +74,7 @@ def _context(folder, files):
 def baked_image(source, image, folder, say=print):
     """The ImageInfo of `image` (an ImageInfo on the `source` engine) with `folder` copied to
     PROJECT_DIR: reused when its tag is there, else built on `source`."""
-    files = project_files(folder)
-    size = sum((Path(folder) / f).stat().st_size for f in files)
-    if size > MAX_PROJECT_BYTES:
-        raise BackendUnavailable(f"the project folder {folder} holds {size / 2**20:.0f} MiB, "
-                                 f"more than the {MAX_PROJECT_BYTES // 2**20} MiB the lab ships "
-                                 f"to a host; give --mount a smaller folder", hint="")
+    files, size = files_to_send(folder, "to a host")
     tag = project_tag(folder, files, image.id)
     try:
         found = source.images.get(tag)

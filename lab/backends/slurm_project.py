@@ -46,15 +46,22 @@ def project_digest(folder, files):
     return digest.hexdigest()[:12]
 
 
-def stage_project(folder, code_root):
-    """The project folder copied to `code_root`/project-<digest> (once per content, atomically);
-    returns that absolute path. BackendUnavailable in one line when it cannot be."""
+def files_to_send(folder, where):
+    """(the project's files, their bytes), refused in one line when they are more than the lab
+    sends `where` (MAX_PROJECT_BYTES): a home folder given by mistake is not copied whole."""
     files = project_files(folder)
     size = sum((Path(folder) / f).stat().st_size for f in files)
     if size > MAX_PROJECT_BYTES:
         raise BackendUnavailable(f"the project folder {folder} holds {size / 2**20:.0f} MiB, "
-                                 f"more than the {MAX_PROJECT_BYTES // 2**20} MiB the lab copies "
-                                 f"to the nodes; give --mount a smaller folder", hint="")
+                                 f"more than the {MAX_PROJECT_BYTES // 2**20} MiB the lab sends "
+                                 f"{where}; give --mount a smaller folder", hint="")
+    return files, size
+
+
+def stage_project(folder, code_root):
+    """The project folder copied to `code_root`/project-<digest> (once per content, atomically);
+    returns that absolute path. BackendUnavailable in one line when it cannot be."""
+    files, _ = files_to_send(folder, "to the nodes")
     target = Path(code_root) / f"project-{project_digest(folder, files)}"
     if target.is_dir():
         return target

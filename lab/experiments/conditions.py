@@ -11,15 +11,9 @@ left out (None), never an error.
 
 import os
 
+from lab.sysinfo.machine import text_of as _text
+
 STEAL_FIELD = 8  # a /proc/stat cpuN line: name user nice system idle iowait irq softirq steal
-
-
-def _text(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _load(root):

@@ -4,7 +4,8 @@ cgroup version (/proc/self/mounts). Standard library only: one reading for the h
 """
 
 
-def _text(path):
+def text_of(path):
+    """A /proc or /sys file's text, or None when it cannot be read (never an error)."""
     try:
         with open(path) as handle:
             return handle.read()
@@ -16,7 +17,7 @@ def cpu_model_and_flags(cpuinfo="/proc/cpuinfo"):
     """(model name, CPU flags) of the first processor: x86's `model name` and `flags`, arm's
     `CPU part` (it names no model) and `Features`; (None, []) when it cannot be read."""
     model, flags = None, []
-    for line in (_text(cpuinfo) or "").splitlines():
+    for line in (text_of(cpuinfo) or "").splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
         if key == "model name" and model is None:
@@ -35,7 +36,7 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
 def cgroup_version(mounts="/proc/self/mounts"):
     """2 when /sys/fs/cgroup is a unified cgroup2 mount, 1 when v1 controllers are mounted,
     None when neither is (or the mounts cannot be read)."""
-    text = _text(mounts)
+    text = text_of(mounts)
     if text is None:
         return None
     types = {fields[1]: fields[2] for fields in (line.split() for line in text.splitlines())
