@@ -48,6 +48,11 @@ BAD_INPUTS = [
     (["--workers=-2"], "--workers '-2': not allowed"),
     (["--work", "0"], "--work '0': not allowed"),
     (["--work=-3"], "--work '-3': not allowed"),
+    # counts past what a trial can hold or finish
+    (["--workers", "1,100000"], "--workers '100000': not allowed; allowed: 'cpus', 'default' or "
+                                "whole numbers from 1 to 256"),
+    (["--work", "1e99"], "--work '1e99': not allowed; allowed: auto, seed, or a whole number of "
+                         "iterations from 1 to 1e12"),
     (["--quota", "0"], "--quota '0': 0 is outside 0.01"),
     (["--quota=-1"], "--quota '-1': -1 is outside 0.01"),
     # a results folder that is not writable

@@ -114,16 +114,25 @@ def choices(flag, text, allowed):
     return list(dict.fromkeys(items))  # keep order, drop repeats
 
 
+# Each worker is a process in a trial that may hold 512 (the engine's pids limit) and 1 GiB.
+MOST_WORKERS = 256
+# One worker's trial at 10^12 iterations is hours on any CPU; a typo beyond it would run for years.
+MOST_WORK_ITERATIONS = 10**12
+
+
 def workers(text):
     """'cpus' (workers = CPU count), 'default' (Pool()'s own size), or whole numbers."""
     items = list_items("--workers", text)
+    allowed = f"'cpus', 'default' or whole numbers from 1 to {MOST_WORKERS}"
     result = []
     for item in items:
         if item in ("cpus", "default"):
             result.append(item)
         else:
-            result.append(positive_int("--workers", item,
-                                       "'cpus', 'default' or whole numbers of at least 1"))
+            number = positive_int("--workers", item, allowed)
+            if number > MOST_WORKERS:
+                raise BadInput(f"--workers {item!r}: not allowed; allowed: {allowed}")
+            result.append(number)
     return list(dict.fromkeys(result))
 
 
@@ -150,10 +159,10 @@ def work(value):
     text = text.replace("_", "")
     if re.fullmatch(r"\d+(e\d+)?", text):
         number = int(float(text)) if "e" in text else int(text)
-        if number >= 1:
+        if 1 <= number <= MOST_WORK_ITERATIONS:
             return number
     raise BadInput(f"--work {value!r}: not allowed; allowed: auto, seed, or a whole number of "
-                   f"iterations such as 2000000 or 6e7")
+                   f"iterations from 1 to 1e12, such as 2000000 or 6e7")
 
 
 def seconds(name, value, low=0.001, high=7 * 24 * 3600):
