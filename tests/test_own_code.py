@@ -234,7 +234,7 @@ REFUSALS = [
     (["--command", "python3 prog.py", "--variants", "process"],
      "--variants 'process' with --command: allowed: strong"),
     (["--target", "broken.py:crunch"], "it does not import: ModuleNotFoundError"),
-    (["--target", "raises.py:crunch"], "crunch raised on a small n: ValueError: no work"),
+    (["--target", "raises.py:simulate"], "simulate raised on a small n: ValueError: no work"),
     (["--target", "my_work.py:nope"], "my_work has no function nope"),
     (["--target", "nofile.py:crunch"], "no file nofile.py here"),
     (["--target", "my_work"], "allowed FILE.py:FUNCTION or package.module:FUNCTION"),
@@ -251,7 +251,7 @@ def test_bad_own_code_is_refused_in_one_line_and_nothing_is_written(tmp_path, ar
     project = _project(tmp_path, {"my_work.py": CRUNCH, "prog.py": PROGRAM,
                                   "broken.py": "import no_such_module_here\n",
                                   "raises.py": """
-                                      def crunch(n):
+                                      def simulate(n):  # not 'crunch': its own name is said
                                           raise ValueError("no work for you")
                                   """})
     done = _lab(*args, "--cpus", "1", "--repeat", "1", cwd=project)

@@ -88,22 +88,23 @@ def _close(a, b):
         return False
 
 
-def probe(function):
-    """What the function lets the lab check, from small calls: crunch(1) must not raise."""
+def probe(function, name="crunch"):
+    """What the function lets the lab check, from small calls: name(1) must not raise."""
     try:
         one, again = function(1), function(1)
         deterministic = _same(one, again) and _same(function(3), function(3))
         additive = deterministic and _number(one) and all(
             _close(function(k), k * one) for k in ADDITIVE_SIZES)
     except Exception as error:  # noqa: BLE001 (the user's function raising on a small n)
-        raise TrialCheckFailed(f"crunch raised on a small n: {type(error).__name__}: "
+        raise TrialCheckFailed(f"{name} raised on a small n: {type(error).__name__}: "
                                f"{error}") from None
     return {"deterministic": deterministic, "additive": additive,
             "unit_result": one if additive else None}
 
 
-def check_results(chunks, asked, properties):
-    """The checks of the module docstring; TrialCheckFailed when one fails."""
+def check_results(chunks, asked, properties, name="crunch"):
+    """The checks of the module docstring, `name` the function's own; TrialCheckFailed when one
+    fails."""
     if len(chunks) != len(asked) or any(c is None for c in chunks):
         returned = sum(c is not None for c in chunks)
         raise TrialCheckFailed(f"{returned} of {len(asked)} chunks returned a result")
@@ -112,22 +113,22 @@ def check_results(chunks, asked, properties):
         first = {}
         for index, (chunk, n) in enumerate(zip(chunks, asked)):
             if n in first and not _same(chunk["result"], chunks[first[n]]["result"]):
-                raise TrialCheckFailed(f"chunk {index} and chunk {first[n]} both ran crunch({n}) "
-                                       f"but gave different results, though crunch is "
+                raise TrialCheckFailed(f"chunk {index} and chunk {first[n]} both ran {name}({n}) "
+                                       f"but gave different results, though {name} is "
                                        f"deterministic")
             first.setdefault(n, index)
         check["equal"] = "chunks of equal n gave equal results"
     else:
-        check["equal"] = f"{CANT_TELL}: crunch gave different results on the same n"
+        check["equal"] = f"{CANT_TELL}: {name} gave different results on the same n"
     if properties.get("additive"):
         total = sum(c["result"] for c in chunks)
         expected = sum(asked) * properties["unit_result"]
         if not _close(total, expected):
-            raise TrialCheckFailed(f"the chunks' results add up to {total!r}, but crunch("
+            raise TrialCheckFailed(f"the chunks' results add up to {total!r}, but {name}("
                                    f"{sum(asked)}) serially gives {expected!r}")
         check["total"] = "the chunks' total equals the serial result"
     else:
-        check["total"] = f"{CANT_TELL}: crunch's results are not numbers that add"
+        check["total"] = f"{CANT_TELL}: {name}'s results are not numbers that add"
     return check
 
 
@@ -152,8 +153,8 @@ def run_trial(spec):
     target, folder = params.get("target"), project_dir()
     if not target:
         raise SpecError("a target trial needs params.target")
-    function = load(target, folder)
-    properties = probe(function)  # untimed, small calls: what the checks can decide
+    function, name = load(target, folder), target.rpartition(":")[2]
+    properties = probe(function, name)  # untimed, small calls: what the checks can decide
     if variant == "check":
         metrics = {}
         if float(params.get("calibrate_seconds") or 0) > 0:
@@ -167,7 +168,7 @@ def run_trial(spec):
             chunks = chunks[:-1]
         elif variant == "test_off_chunk":
             chunks = [dict(chunks[0], result=_off(chunks[0]["result"]))] + chunks[1:]
-        return check_results(chunks, asked, properties)
+        return check_results(chunks, asked, properties, name)
 
     task = Task(f"your {target}", function, check)
     executor = "strong" if variant in TEST_DOUBLES else variant
