@@ -82,9 +82,15 @@ def compare(results_dir, run_a, run_b, say=print, host_a=None, host_b=None, node
     point, into <results_dir>/compare-<a>-vs-<b>/; a host or node flag keeps only that host's
     or node's trials of its run."""
     from lab.present.compare import compare as present
-    return present(resolve(results_dir, run_a), resolve(results_dir, run_b), results_dir,
-                   family_of, say=say, host_a=host_a or None, host_b=host_b or None,
-                   node_a=node_a or None, node_b=node_b or None)
+    folder_a, folder_b = resolve(results_dir, run_a), resolve(results_dir, run_b)
+    if folder_a.path == folder_b.path and (host_a or None, node_a or None) == (host_b or None,
+                                                                            node_b or None):
+        # every ratio would be 1 and every test "no difference": a comparison of nothing
+        raise BadInput(f"compare: A and B are the same run ({folder_a.path.name}); allowed: two "
+                       f"runs, or one run's hosts or nodes set apart by --host-a/--host-b or "
+                       f"--node-a/--node-b")
+    return present(folder_a, folder_b, results_dir, family_of, say=say, host_a=host_a or None,
+                   host_b=host_b or None, node_a=node_a or None, node_b=node_b or None)
 
 
 def build(base_image, rebuild=False, say=print):

@@ -2,6 +2,7 @@
 one-line refusals and run folders as the command line, through real containers."""
 
 import json
+import shutil
 
 import pandas
 import pytest
@@ -67,9 +68,12 @@ def test_a_run_from_python_is_a_run_folder_with_dataframes_charts_and_a_report(
     resumed = lab.scale(resume=run.run_id)  # nothing missing: nothing runs, same folder
     assert resumed.path == run.path and len(resumed.trials) == len(run.trials)
 
-    compared = lab.compare(run, run)
+    twin = shutil.copytree(run.path, tmp_path / "twin" / run.run_id)  # a second run folder
+    compared = lab.compare(run, str(twin))
     assert len(compared.points) == 2 and "Comparison" in repr(compared)
     assert "compare" in compared._repr_html_()
+    with pytest.raises(lab.LabError, match="A and B are the same run"):
+        lab.compare(run, run.run_id)
 
 
 def test_format_json_prints_the_summary_on_stdout(tmp_path, trial_image):
@@ -84,7 +88,8 @@ def test_format_json_prints_the_summary_on_stdout(tmp_path, trial_image):
 
     report = invoke("report", outcome["run"], "--results-dir", str(tmp_path), "--format", "json")
     assert report.returncode == 0 and json.loads(report.stdout)["summary"] == outcome["summary"]
-    compared = invoke("compare", outcome["run"], outcome["run"], "--results-dir", str(tmp_path),
+    twin = shutil.copytree(tmp_path / outcome["run"], tmp_path / "twin" / outcome["run"])
+    compared = invoke("compare", outcome["run"], str(twin), "--results-dir", str(tmp_path),
                       "--format", "json")
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert len(json.loads(compared.stdout)["points"]) == 1

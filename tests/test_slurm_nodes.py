@@ -304,3 +304,9 @@ def test_compare_takes_two_nodes_of_one_run(tmp_path):
                          timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         f"error: run {run.name} has no trials on node 'nope'; its nodes: node2, vm"]
+    same = subprocess.run([invoke, "compare", str(run), run.name, "--node-a", "vm", "--node-b",
+                           "vm", "--results-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)  # one folder, named two ways, the same node on both sides
+    assert same.returncode == 2 and same.stderr.strip().splitlines() == [
+        f"error: compare: A and B are the same run ({run.name}); allowed: two runs, or one run's "
+        f"hosts or nodes set apart by --host-a/--host-b or --node-a/--node-b"]
