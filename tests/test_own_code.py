@@ -236,6 +236,13 @@ REFUSALS = [
     (["--target", "broken.py:crunch"], "it does not import: ModuleNotFoundError"),
     (["--target", "raises.py:simulate"], "simulate raised on a small n: ValueError: no work"),
     (["--target", "my_work.py:nope"], "my_work has no function nope"),
+    (["--target", "odd.py:leaves"], "leaves raised on a small n: SystemExit: 4"),
+    (["--target", "odd.py:idle"], "idle's time does not grow with n: idle(1,099,511,627,776) "
+                                  "took"),
+    (["--target", "odd.py:locked"], "its result does not pickle (TypeError: cannot pickle "
+                                    "'_thread.lock' object), and --variants strong,weak send "
+                                    "results back by pickle; allowed: a result that pickles, or "
+                                    "--variants serial,threads"),
     (["--target", "nofile.py:crunch"], "no file nofile.py here"),
     (["--target", "my_work"], "allowed FILE.py:FUNCTION or package.module:FUNCTION"),
     (["--target", "my_work.py:crunch", "--command", "x"], "--command and --target together"),
@@ -253,6 +260,16 @@ def test_bad_own_code_is_refused_in_one_line_and_nothing_is_written(tmp_path, ar
                                   "raises.py": """
                                       def simulate(n):  # not 'crunch': its own name is said
                                           raise ValueError("no work for you")
+                                  """,
+                                  "odd.py": """
+                                      import threading
+                                      def leaves(n):
+                                          raise SystemExit(4)
+                                      def locked(n):
+                                          sum(range(n))
+                                          return threading.Lock()
+                                      def idle(n):  # n ignored: --work auto finds no rate
+                                          return 1
                                   """})
     done = _lab(*args, "--cpus", "1", "--repeat", "1", cwd=project)
     assert done.returncode == 2, done.stderr

@@ -15,7 +15,8 @@ Checks, each saying "can't tell" where the function does not let it decide:
               `check` trial: exact for integers, to 1e-9 relative for floats), the chunks' total
               equals what crunch(total work) gives serially: total work x crunch(1)
 `check` (before the run): the target imports, crunch(1) does not raise, and whether it is
-deterministic and additive; with params.calibrate_seconds > 0 it also measures units per second.
+deterministic and additive and its result pickles (what the process and interpreter pools send
+back); with params.calibrate_seconds > 0 it also measures units per second.
 Test doubles (trials that must fail): test_drop_chunk (one chunk's result lost), test_off_chunk
 (one chunk's result changed). Standard library only.
 """
@@ -23,6 +24,7 @@ Test doubles (trials that must fail): test_drop_chunk (one chunk's result lost),
 import importlib
 import math
 import os
+import pickle
 import sys
 import time
 from numbers import Number
@@ -37,6 +39,7 @@ USER_VARIANTS = ("serial", "strong", "weak", "process", "threads", "interpreters
 VARIANTS = USER_VARIANTS + ("check",) + TEST_DOUBLES
 ADDITIVE_SIZES = (2, 3, 7)  # crunch(k) == k x crunch(1) on these: results that add
 FLOAT_TOLERANCE = 1e-9
+MOST_UNITS = 10**12  # --work's own bound: calibration stops there
 CANT_TELL = "can't tell"
 
 
@@ -95,11 +98,17 @@ def probe(function, name="crunch"):
         deterministic = _same(one, again) and _same(function(3), function(3))
         additive = deterministic and _number(one) and all(
             _close(function(k), k * one) for k in ADDITIVE_SIZES)
-    except Exception as error:  # noqa: BLE001 (the user's function raising on a small n)
+    except (Exception, SystemExit) as error:  # noqa: BLE001 (the user's function on a small n)
         raise TrialCheckFailed(f"{name} raised on a small n: {type(error).__name__}: "
                                f"{error}") from None
+    try:  # a pool's worker sends each chunk's result back by pickle, as does an interpreter's
+        pickle.dumps(one)
+        pickle_error = None
+    except Exception as error:  # noqa: BLE001 (whatever the result's own __reduce__ raises)
+        pickle_error = f"{type(error).__name__}: {error}"
     return {"deterministic": deterministic, "additive": additive,
-            "unit_result": one if additive else None}
+            "unit_result": one if additive else None, "result_pickles": pickle_error is None,
+            "pickle_error": pickle_error}
 
 
 def check_results(chunks, asked, properties, name="crunch"):
@@ -136,7 +145,7 @@ def check_results(chunks, asked, properties, name="crunch"):
 # The trial: the tutorial's executors, given the user's function as their task
 
 
-def _calibrate(function, seconds_wanted):
+def _calibrate(function, seconds_wanted, name="crunch"):
     """Units per second of one call, over about `seconds_wanted` (n doubled from 1)."""
     n = 1
     while True:
@@ -145,6 +154,10 @@ def _calibrate(function, seconds_wanted):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds_wanted:
             return n / elapsed
+        if n >= MOST_UNITS:  # n ignored, or work that hardly grows: no rate to size a trial by
+            raise TrialCheckFailed(f"{name}'s time does not grow with n: {name}({n:,}) took "
+                                   f"{elapsed * 1e3:.3g} ms; allowed: a function whose work "
+                                   f"grows with n, or --work N")
         n *= 2 if elapsed < seconds_wanted / 4 else math.ceil(seconds_wanted / max(elapsed, 1e-9))
 
 
@@ -158,7 +171,7 @@ def run_trial(spec):
     if variant == "check":
         metrics = {}
         if float(params.get("calibrate_seconds") or 0) > 0:
-            rate = _calibrate(function, float(params["calibrate_seconds"]))
+            rate = _calibrate(function, float(params["calibrate_seconds"]), name)
             metrics["units_per_second"] = {"value": rate, "unit": "1/s"}
         found = dict(properties, unit_result=repr(properties["unit_result"]))
         return {"seconds": 0.0, "cpu_seconds": None, "metrics": metrics, "check": found}

@@ -33,6 +33,7 @@ FLAGS = {
 EXPERIMENTS = ("command", "target")  # the trial modules of the user's code (lab/experiments)
 COMMAND_VARIANTS = ("strong", "weak")
 TARGET_VARIANTS = ("serial", "strong", "weak", "process", "threads", "interpreters")
+PICKLING_VARIANTS = ("strong", "weak", "process", "interpreters")  # results cross by pickle
 CHECK_LIMIT_S = 120
 CALIBRATION_SECONDS = 0.5
 NOMINAL_COMMAND_SECONDS = 1.0  # a program's length is unknown before it runs: estimates only
@@ -242,6 +243,12 @@ def prepare(own, options, backend, cpus, images, say, dry_run):
         reason = outcome.error.removeprefix("check failed: ")
         raise BadInput(f"--{own.experiment} {own.code!r}: {reason}")
     found = outcome.result.get("check") or {}
+    sent_back = [v for v in options.variants if v in PICKLING_VARIANTS]
+    if found.get("result_pickles") is False and sent_back:
+        raise BadInput(f"--target {own.code!r}: its result does not pickle "
+                       f"({found.get('pickle_error')}), and --variants {','.join(sent_back)} "
+                       f"send results back by pickle; allowed: a result that pickles, or "
+                       f"--variants serial,threads")
     kept["own"]["checked"] = found
     if calibrate:
         rate = outcome.result["metrics"]["units_per_second"]["value"]
