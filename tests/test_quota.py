@@ -23,8 +23,8 @@ def scaling_point(cpuset, quota=None, workers=None, work=3_000_000, variant="str
 
 
 @needs_two_cpus
-def test_one_cpu_quota_gives_effective_cpus_1_and_a_default_pool_is_throttled(docker_backend):
-    point = scaling_point(range(HOST_CPUS), quota=1.0, workers=None)
+def test_one_cpu_quota_gives_effective_cpus_1_and_holds_a_default_pool_to_one_cpu(docker_backend):
+    point = scaling_point(range(HOST_CPUS), quota=1.0, workers=None, work=10_000_000)
     outcome = docker_backend.run(trial_spec(point), point.cpuset, point.quota, 120)
     assert outcome.error is None, outcome.stderr_tail
     result = outcome.result
@@ -33,7 +33,10 @@ def test_one_cpu_quota_gives_effective_cpus_1_and_a_default_pool_is_throttled(do
     assert seen["os_cpu_count"] == os.cpu_count()           # the quota hides nothing from it
     assert seen["affinity"] == list(range(HOST_CPUS))        # nor from affinity
     assert result["metrics"]["workers_used"]["value"] == HOST_CPUS  # Pool() ignores the quota
-    assert result["nr_throttled"] > 0 and result["throttled_seconds"] > 0
+    # The quota holds: the pool was throttled, or (on a machine busy enough that its workers
+    # never got more than one CPU between them) it used no more than one CPU of the section.
+    throttled = result["nr_throttled"] > 0 and result["throttled_seconds"] > 0
+    assert throttled or result["cgroup_cpu_seconds"] <= 1.1 * result["seconds"], result
 
 
 def test_one_cpu_cpuset_pins_affinity_to_cpu_0_without_a_quota(docker_backend):
