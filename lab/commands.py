@@ -71,7 +71,7 @@ def report(results_dir, run, say=print):
     from lab.analysis.trials import load_trials
     from lab.present import report as present
     folder = resolve(results_dir, run)
-    meta = folder.read_meta() if folder.meta_path.exists() else {}
+    meta = folder.meta_for_reading(say)
     family = family_of(meta, load_trials(folder, warn=lambda *_: None))
     return present.build(folder, family, say=say)
 

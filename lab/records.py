@@ -157,12 +157,15 @@ def read_plan(path):
 
 
 def read_meta(path):
-    """meta.json as a dict, checked against the Meta model."""
-    data = json.loads(Path(path).read_text())
+    """meta.json as a dict, checked against the Meta model; RecordsError (one line) when it
+    cannot be read or is not one."""
     try:
+        data = json.loads(Path(path).read_text())
         Meta.model_validate(data)
     except ValidationError as error:
         raise RecordsError(f"{path} is not a run's meta.json ({_first_problem(error)})") from None
+    except (OSError, ValueError) as error:  # unreadable, or not JSON (an editor, a full disk)
+        raise RecordsError(f"{path} is not a run's meta.json ({error})") from None
     return data
 
 

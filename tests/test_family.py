@@ -93,3 +93,11 @@ def test_a_family_refuses_its_own_bad_flag_in_one_line_before_anything_runs(prob
     with pytest.raises(BadInput, match="--naps 'soon': not a number"):
         run_probe(tmp_path, "local", naps="soon")
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_a_run_without_its_meta_json_is_found_by_any_of_its_familys_trial_modules():
+    """A report resting on raw.jsonl alone (meta.json lost) finds the family by the records'
+    experiment: the user's own code (--target, --command) is the scale family's too."""
+    assert {families.for_experiment(e).name for e in ("scaling", "target", "command")} == {"scale"}
+    assert families.for_experiment("ipc").name == "ipc"
+    assert families.for_experiment("no_such_experiment") is None

@@ -252,6 +252,23 @@ def test_report_skips_a_truncated_last_line_and_says_which(interrupted, tmp_path
     assert "Traceback" not in done.stderr
 
 
+def test_a_damaged_meta_json_is_left_aside_by_report_and_refused_by_resume(interrupted, tmp_path):
+    """meta.json cut off (an editor, a full disk): the report still rests on raw.jsonl, which is
+    what was measured, and says so; --resume, which needs the run's own flags, refuses."""
+    folder = copy_run(interrupted, tmp_path)
+    meta = folder / "meta.json"
+    meta.write_text(meta.read_text()[:40])
+    done = invoke("report", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{meta} is not a run's meta.json (" in done.stdout
+    assert "left aside; what follows rests on raw.jsonl alone" in done.stdout
+    assert (folder / "report.md").exists() and (folder / "summary.csv").exists()
+    resumed = invoke("scale", "--resume", str(folder))
+    lines = error_lines(resumed.stderr)
+    assert resumed.returncode == 2 and len(lines) == 1 and "cannot be resumed" in lines[0]
+    assert "Traceback" not in done.stderr + resumed.stderr
+
+
 def test_report_and_resume_refuse_a_record_of_an_unknown_schema(interrupted, tmp_path):
     folder = copy_run(interrupted, tmp_path)
     raw = folder / "raw.jsonl"

@@ -43,6 +43,7 @@ class Family:
 
     name           the task (`invoke NAME`), the run id's middle part, meta.json's `task`
     experiment     the trial-side module in lab/experiments that runs its trials
+    also_experiments  other trial modules its runs may hold (found by them without meta.json)
     title, anchor  the report section's heading and HTML anchor
     flags          {flag: help} of its own flags (beside the shared ones), as tasks.py takes them
     plan_flags     which of its flags shape the plan (--resume compares them, --plan refuses)
@@ -52,6 +53,7 @@ class Family:
     """
     name = ""
     experiment = ""
+    also_experiments = ()
     title = ""
     anchor = ""
     flags = {}
@@ -187,6 +189,6 @@ def for_experiment(experiment):
     """The family whose trials run `experiment` (runs without a meta.json)."""
     for name in FAMILIES:
         family = get(name)
-        if family.experiment == experiment:
+        if experiment in (family.experiment, *family.also_experiments):
             return family
     return None

@@ -36,6 +36,7 @@ class ScaleOptions(FamilyOptions):
 class ScaleFamily(Family):
     name = "scale"
     experiment = "scaling"
+    also_experiments = scale_own.EXPERIMENTS  # the user's own code: --command, --target
     title = "CPU-bound scaling"
     anchor = "scaling"
     flags = {

@@ -40,7 +40,7 @@ class Run:
 
     def __init__(self, folder, family_of, say=print, host=None, node=None):
         self.folder = folder
-        self.meta = self.folder.read_meta() if self.folder.meta_path.exists() else {}
+        self.meta = self.folder.meta_for_reading(say)
         self.trials = load_trials(self.folder, warn=say)
         self.host, self.node = host, node
         if self.trials.empty:

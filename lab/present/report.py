@@ -199,7 +199,7 @@ def build(folder, family, say=print):
     if trials.empty:
         say(f"{folder.raw_path}: no trials recorded yet; nothing to report")
         return 0
-    meta = folder.read_meta() if folder.meta_path.exists() else {}
+    meta = folder.meta_for_reading()  # commands.report said it when damaged
     failed = int(((trials["ok"] != True) & (trials["warmup"] == False)).sum())  # noqa: E712
     summary = family.summarize(trials)
     summary.to_csv(folder.path / SUMMARY, index=False)

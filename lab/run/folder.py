@@ -201,6 +201,18 @@ class RunFolder:
         """meta.json as a dict, validated (records.Meta)."""
         return records.read_meta(self.meta_path)
 
+    def meta_for_reading(self, say=None):
+        """meta.json for a report or a comparison: {} when it is missing or damaged (said to
+        `say`), since what was measured is in raw.jsonl, which they rest on."""
+        if not self.meta_path.exists():
+            return {}
+        try:
+            return self.read_meta()
+        except records.RecordsError as why:
+            if say is not None:
+                say(f"{why}: left aside; what follows rests on raw.jsonl alone")
+            return {}
+
     def write_meta(self, meta):
         try:
             write_json_atomic(self.meta_path, meta)
