@@ -190,7 +190,12 @@ def read_records(raw_path, warn=print, superseded=False):
     raw_path = Path(raw_path)
     if not raw_path.exists():
         return records
-    with open(raw_path, "rb") as handle:
+    try:
+        handle = open(raw_path, "rb")
+    except OSError as error:  # a folder by that name, or no permission to read it
+        raise RecordsError(f"{raw_path}: cannot read the run's records ({error.strerror})") \
+            from None
+    with handle:
         for number, raw_line in enumerate(handle, start=1):
             if not raw_line.strip():
                 continue

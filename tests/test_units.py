@@ -147,6 +147,16 @@ def test_damaged_last_line_is_skipped_with_its_number(tmp_path):
     assert "raw.jsonl:2" in warnings[0]
 
 
+def test_records_that_cannot_be_read_are_one_line_and_meta_json_too(tmp_path):
+    (tmp_path / "raw.jsonl").mkdir()  # a folder where the records should be
+    with pytest.raises(trial_records.RecordsError, match="raw.jsonl: cannot read the run's "
+                                                         r"records \(Is a directory\)"):
+        trial_records.read_records(tmp_path / "raw.jsonl")
+    (tmp_path / "meta.json").write_text('{"schema": 1, "run_')  # cut off
+    with pytest.raises(trial_records.RecordsError, match="meta.json is not a run's meta.json"):
+        trial_records.read_meta(tmp_path / "meta.json")
+
+
 def test_a_record_with_a_malformed_field_is_skipped_naming_line_and_field(tmp_path):
     raw = tmp_path / "raw.jsonl"
     lines = [_record(), _record(round="second"), _record(cpus=None), _record(round=2)]
