@@ -122,3 +122,17 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(quiet_engine, arg
     created = list(quiet_engine.client.events(since=since - 1, until=time.time(), decode=True,
                                               filters={"type": "container", "event": "create"}))
     assert created == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suite", "nope"], "multicore-lab-base:nope: 'nope' is not a suite debootstrap knows; "
+                          "allowed: a Debian suite such as bookworm (3.11), trixie (3.13)"),
+    (["--base-image", "BAD IMAGE"], "--base-image 'BAD IMAGE': not an image name; allowed:"),
+])
+def test_build_refuses_a_suite_or_image_name_it_cannot_make_in_one_line(args, message):
+    """Before debootstrap or the engine is asked: one line, exit 2, nothing built."""
+    done = invoke("build", *args)
+    lines = error_lines(done.stderr)
+    assert done.returncode == 2 and len(lines) == 1, done.stdout + done.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert "debootstrap:" not in done.stdout and "Traceback" not in done.stderr

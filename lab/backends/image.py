@@ -94,6 +94,11 @@ def build_offline_base(client, suite, say=print, etc_apt="/etc/apt",
     if shutil.which("debootstrap") is None:
         raise ImageError("debootstrap is not installed; run `apt-get install debootstrap` "
                          "(or pass --base-image IMAGE you already have)")
+    scripts = Path("/usr/share/debootstrap/scripts")  # one script per suite it can make
+    if scripts.is_dir() and not (scripts / suite).is_file():
+        raise ImageError(f"{repository}:{suite}: {suite!r} is not a suite debootstrap knows; "
+                         f"allowed: a Debian suite such as bookworm (3.11), trixie (3.13) or sid "
+                         f"(3.14)")
     mirror = aptsources.debian_mirror(etc_apt)
     if mirror is None:
         raise ImageError(f"no Debian archive entry in {etc_apt}/sources.list(.d); "
