@@ -105,6 +105,9 @@ def test_a_channel_that_drops_a_message_is_a_failed_trial_not_a_number(engine, t
 
 BAD = [
     (["--messages", "0"], "--messages '0': not allowed"),
+    (["--messages", "auto,2000000000"], "--messages '2000000000': not allowed; allowed: whole "
+                                        "numbers from 1 to 1,000,000,000, or auto"),
+    (["--round-trips", "5e9"], "--round-trips '5e9': not allowed; allowed: a whole number from 1"),
     (["--sizes", "-1"], "--sizes '-1': not a size"),
     (["--channels", "pipe,carrier_pigeon"], "--channels 'carrier_pigeon': unknown; allowed: pipe"),
     (["--channels", "test_drop_one"], "--channels 'test_drop_one': unknown; allowed: pipe"),

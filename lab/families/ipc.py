@@ -50,10 +50,19 @@ def parse_ends(text):
 def message_counts(text):
     """--messages: 'auto' (sized per point to --min-seconds) and/or whole numbers, e.g.
     'auto,2000' measures a sized count beside a given one in one run."""
-    allowed = "whole numbers of at least 1, or auto"
-    counts = [item if item == "auto" else parse.positive_int("--messages", item, allowed)
+    counts = [item if item == "auto" else whole_count("--messages", item, "whole numbers")
               for item in parse.list_items("--messages", text)]
     return list(dict.fromkeys(counts))
+
+
+def whole_count(flag, item, what):
+    """A count a trial can hold: 1 to the trial's MAX_MESSAGES (past it, every point would be
+    left out and the flag silently ignored)."""
+    allowed = f"{what} from 1 to {trial.MAX_MESSAGES:,}, or auto"
+    count = parse.positive_int(flag, item, allowed)
+    if count > trial.MAX_MESSAGES:
+        raise BadInput(f"{flag} {item!r}: not allowed; allowed: {allowed}")
+    return count
 
 
 @dataclass
@@ -116,8 +125,7 @@ class IpcFamily(Family):
             channels_named=str(v["channels"]).strip() != "all",
             messages=message_counts(v["messages"]),
             round_trips=("auto" if str(v["round_trips"]).strip() == "auto"
-                         else parse.positive_int("--round-trips", v["round_trips"],
-                                                 "a whole number of at least 1, or auto")),
+                         else whole_count("--round-trips", v["round_trips"], "a whole number")),
             sizes=sizes,
             batches=parse.positive_ints("--batches", v["batches"]),
             ends=parse_ends(v["ends"]),
