@@ -95,6 +95,24 @@ def test_format_json_prints_the_summary_on_stdout(tmp_path, trial_image):
     assert len(json.loads(compared.stdout)["points"]) == 1
 
 
+def test_a_dry_run_in_json_is_its_plan_the_same_as_the_text_says(tmp_path):
+    """Scripts can read the matrix before running it: the points (ids, CPUs, params, estimated
+    seconds), rounds, trials and the total, equal to the human lines on stderr."""
+    done = invoke("scale", "--cpus", "1,2", "--variants", "strong,threads", "--repeat", "3",
+                  "--dry-run", "--format", "json", "--results-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(done.stdout)["plan"]
+    said = [line.split(":")[0].strip() for line in done.stderr.splitlines()
+            if line.startswith("  ") and "s/trial" in line]
+    assert [point["point_id"] for point in plan["points"]] == said
+    assert {(p["variant"], p["cpus"]) for p in plan["points"]} >= {
+        ("strong", 1), ("strong", 2), ("threads", 1), ("threads", 2)}
+    assert plan["rounds"] == 4 and plan["trials"] == 4 * len(plan["points"])
+    assert f"= {plan['trials']} trials" in done.stderr
+    assert plan["estimated_seconds"] >= max(p["seconds_per_trial"] for p in plan["points"])
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
 def test_a_bad_format_is_one_line(tmp_path):
     done = invoke("scale", "--format", "xml", "--results-dir", str(tmp_path))
     assert done.returncode == 2 and done.stdout == ""

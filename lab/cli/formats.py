@@ -2,7 +2,9 @@
 stdout: the run's summary, for scripts and CI; every human line goes to stderr instead).
 
 The JSON of a run is lab.api_run.Run.as_json(): task, run id, folder, status, exit status, and
-the summary's rows (summary.csv) with NaN as null.
+the summary's rows (summary.csv) with NaN as null. A dry run's holds its plan instead: seed,
+rounds, trials, estimated seconds, and every point (as plan.json has it, with its label and
+estimated seconds per trial).
 """
 
 import contextlib
@@ -52,11 +54,15 @@ class RunWatcher:
         self.resume = resume
         self.say = say
         self.path = None
+        self.plan = None  # a dry run's plan (lab.run.session.dry_run keeps it here)
         self.before = self._folders()  # should the line ever read otherwise: the new folder
 
     def _folders(self):
         root = Path(self.results_dir)
         return {p for p in root.iterdir() if (p / "meta.json").exists()} if root.is_dir() else set()
+
+    def keep_plan(self, plan):
+        self.plan = plan
 
     def __call__(self, *args, **kwargs):
         (self.say or print)(*args, **kwargs)
@@ -79,8 +85,9 @@ class RunWatcher:
     def run_json(self, task, exit_status, flags=None):
         folder = self.folder()
         if folder is None:
-            return {"task": task, "run": None, "dry_run": bool((flags or {}).get("dry_run")),
-                    "exit_status": exit_status, "summary": []}
+            document = {"task": task, "run": None, "dry_run": bool((flags or {}).get("dry_run")),
+                        "exit_status": exit_status, "summary": []}
+            return document if self.plan is None else {**document, "plan": self.plan}
         from lab.api_run import Run
         return Run(folder, exit_status).as_json()
 

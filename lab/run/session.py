@@ -53,6 +53,13 @@ def dry_run(plan, estimate, label, say=print, backend=None):
             f"cpuset={','.join(map(str, point.cpuset))} quota={point.quota} "
             f"start={point.start_method} params={point.params_dict} "
             f"~{estimate(point):.1f} s/trial")
+    keep = getattr(say, "keep_plan", None)  # --format json: the same plan as data
+    if keep is not None:
+        keep({**plan.as_dict(), "rounds": plan.rounds, "trials": len(plan.trials),
+              "estimated_seconds": round(total, 1),
+              "points": [{"point_id": point.point_id, **point.as_dict(), "label": label(point),
+                          "seconds_per_trial": round(estimate(point), 2)}
+                         for point in plan.points]})
     return total
 
 
