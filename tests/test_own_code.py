@@ -62,10 +62,38 @@ def test_placeholders_are_filled_word_by_word_and_unknown_ones_named():
     assert command_trial.unknown_placeholders("run {workers} {threads} {cpus}") == ["threads"]
 
 
-def test_the_programs_own_seconds_only_from_a_json_last_line_with_positive_seconds():
+def test_the_programs_own_seconds_only_from_a_json_last_line_with_seconds():
     assert command_trial._reported('x\n{"seconds": 0.5, "n": 3}\n') == {"seconds": 0.5, "n": 3}
-    for text in ('{"seconds": 0.5}\nafter', '{"seconds": -1}', '{"s": 1}', '[1]', "", "{bad"):
+    for text in ('{"seconds": 0.5}\nafter', '{"s": 1}', '[1]', "", "{bad"):
         assert command_trial._reported(text) is None
+    assert command_trial._reported('{"seconds": -1}') == {"seconds": -1}  # said: to be checked
+
+
+def test_a_clock_the_lab_cannot_believe_fails_the_trial(tmp_path):
+    """The program's own "seconds" must be a positive number inside the process that timed it:
+    a string, a negative, NaN, or a section longer than the whole process fails its trial."""
+    project = _project(tmp_path, {"clock.py": """
+        import json, sys
+        print({"str": '{"seconds": "abc"}', "neg": '{"seconds": -1}', "nan": '{"seconds": NaN}',
+               "long": json.dumps({"seconds": 3600}), "fine": '{"seconds": 0.001}'}[sys.argv[1]])
+    """})
+    for mode, reason in (("str", "says \"seconds\": 'abc'; allowed: a positive number"),
+                         ("neg", "says \"seconds\": -1; allowed"),
+                         ("nan", "says \"seconds\": nan; allowed"),
+                         ("long", "the program says its section took 3600 s, longer than the "
+                                  "whole process ("),
+                         ("fine", None)):
+        before = set(_runs(project / "results"))
+        done = _lab("--command", f"python3 clock.py {mode}", "--cpus", "1", "--repeat", "1",
+                    cwd=project)
+        [run] = set(_runs(project / "results")) - before
+        records = _records(run)
+        if reason is None:  # the double's control: the same program with a believable clock
+            assert done.returncode == 0 and all(r["ok"] and r["seconds"] == 0.001
+                                                for r in records), done.stderr[-2000:]
+        else:
+            assert done.returncode == 3, done.stderr[-2000:]
+            assert all(not r["ok"] and reason in r["error"] for r in records), records[0]
 
 
 # --- a program -----------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ with shlex and exec'd with no shell, in the user's project folder (lab.experimen
 stdin closed. The trial's affinity is inherited by the program and all its children.
 
 Clock: the whole process, from just before the exec to its exit (perf_counter), unless the last
-line of the program's stdout is a JSON object with a positive number under "seconds": then that
-is the timed section (the program's own clock). The record's check["section_clock"] says which.
+line of the program's stdout is a JSON object with a "seconds" key: then that is the timed
+section (the program's own clock), and it must be a positive number no longer than the whole
+process, or the trial fails (a clock the lab cannot believe is no figure). The record's
+check["section_clock"] says which clock it took.
 Its other numeric keys become metrics. CPU seconds: the program's and its waited-for
 children's (getrusage RUSAGE_CHILDREN around it).
 
@@ -147,7 +149,7 @@ def _measured(argv, cwd, time_limit_s):
     cpu_seconds = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
     metrics = {"process_seconds": {"value": process_seconds, "unit": "s"}}
     if reported is not None:
-        seconds = reported["seconds"]
+        seconds = _section_seconds(reported["seconds"], process_seconds)
         clock = "the program's own: \"seconds\" of the JSON object on its last output line"
         metrics.update({key: {"value": float(value), "unit": ""}
                         for key, value in reported.items()
@@ -165,7 +167,7 @@ def _number(value):
 
 
 def _reported(stdout):
-    """The JSON object on the program's last output line when it has a positive "seconds"."""
+    """The JSON object on the program's last output line when it has a "seconds" key."""
     lines = stdout.strip().splitlines()
     if not lines:
         return None
@@ -173,9 +175,20 @@ def _reported(stdout):
         found = json.loads(lines[-1])
     except ValueError:
         return None
-    if isinstance(found, dict) and _number(found.get("seconds")) and found["seconds"] > 0:
-        return found
-    return None
+    return found if isinstance(found, dict) and "seconds" in found else None
+
+
+def _section_seconds(value, process_seconds):
+    """The program's own section, checked: a positive number, inside the process that timed it
+    (1 ms of slack for the two clocks' reads)."""
+    if not _number(value) or value <= 0:
+        raise TrialCheckFailed(f"the program's last line says \"seconds\": {value!r}; allowed: "
+                               f"a positive number of seconds (or no \"seconds\" key: the "
+                               f"process is timed whole)")
+    if value > process_seconds + 0.001:
+        raise TrialCheckFailed(f"the program says its section took {value:.6g} s, longer than "
+                               f"the whole process ({process_seconds:.6g} s)")
+    return value
 
 
 def _stop_group(pgid):
