@@ -96,7 +96,7 @@ def _results_dir(results_dir):
 
 def run_task(task, **flags):
     """`invoke TASK --flags`: a new run (or --resume, --plan) of a family; returns its Run,
-    or None for dry_run=True (the plan is printed)."""
+    or for dry_run=True the plan (printed, and returned as --format json gives it: a dict)."""
     from lab import commands
     flags = _flags(task, flags)
     settings = config()
@@ -104,7 +104,7 @@ def run_task(task, **flags):
     watcher = RunWatcher(results_dir, flags.get("resume"))
     status = _call(commands.run_family, task, flags, settings, watcher)
     folder = _call(watcher.folder)
-    return None if folder is None else Run(folder, status)
+    return watcher.plan if folder is None else Run(folder, status)
 
 
 def scale(**flags):

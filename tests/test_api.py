@@ -35,8 +35,12 @@ def test_bad_input_raises_the_command_lines_one_line_and_writes_nothing(tmp_path
 
 def test_every_family_forwards_the_tasks_own_flags(tmp_path):
     """Keywords are the task's flags: a dry run of each family goes through the same parsing."""
-    assert lab.ipc(cpus=[1], channels="pipe", dry_run=True, results_dir=tmp_path) is None
-    assert lab.lessons(lessons="start_cost", cpus=1, dry_run=True, results_dir=tmp_path) is None
+    ipc = lab.ipc(cpus=[1], channels="pipe", dry_run=True, results_dir=tmp_path)
+    assert ipc["points"] and {p["variant"] for p in ipc["points"]} == {"pipe"}  # the plan
+    assert {p["cpus"] for p in ipc["points"]} == {1}
+    lessons = lab.lessons(lessons="start_cost", cpus=1, dry_run=True, results_dir=tmp_path)
+    assert lessons["trials"] == lessons["rounds"] * len(lessons["points"])
+    assert {p["experiment"] for p in lessons["points"]} == {"lessons"}
     assert "target_seconds" not in lab.api.task_flags("scale")  # a setting, not a flag
     assert set(lab.api.task_flags("scale")) >= {"cpus", "variants", "work", "resume", "plan"}
     assert not (tmp_path / "results").exists() and list(tmp_path.iterdir()) == []
