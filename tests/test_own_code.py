@@ -265,8 +265,7 @@ REFUSALS = [
     (["--target", "raises.py:simulate"], "simulate raised on a small n: ValueError: no work"),
     (["--target", "my_work.py:nope"], "my_work has no function nope"),
     (["--target", "odd.py:leaves"], "leaves raised on a small n: SystemExit: 4"),
-    (["--target", "odd.py:idle"], "idle's time does not grow with n: idle(1,099,511,627,776) "
-                                  "took"),
+    (["--target", "odd.py:idle"], "idle's time does not grow with n: idle("),
     (["--target", "odd.py:locked"], "its result does not pickle (TypeError: cannot pickle "
                                     "'_thread.lock' object), and --variants strong,weak send "
                                     "results back by pickle; allowed: a result that pickles, or "
