@@ -36,6 +36,7 @@ from lab.experiments import TrialCheckFailed
 from lab.experiments.gil import free_threaded, gil_enabled
 
 UNIT_VALUE = math.sin(40) + math.cos(40)  # what one iteration adds to the sum
+MOST_WORK = 10**12  # units a trial may be given (--work's bound, and --target's calibration's)
 _BITS = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
 

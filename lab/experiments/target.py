@@ -31,7 +31,7 @@ from numbers import Number
 
 from lab.experiments import SpecError, TrialCheckFailed, scaling
 from lab.experiments.project import project_dir
-from lab.experiments.scaling_task import Task
+from lab.experiments.scaling_task import MOST_WORK, Task
 
 NAME = "target"
 TEST_DOUBLES = ("test_drop_chunk", "test_off_chunk")
@@ -39,7 +39,6 @@ USER_VARIANTS = ("serial", "strong", "weak", "process", "threads", "interpreters
 VARIANTS = USER_VARIANTS + ("check",) + TEST_DOUBLES
 ADDITIVE_SIZES = (2, 3, 7)  # crunch(k) == k x crunch(1) on these: results that add
 FLOAT_TOLERANCE = 1e-9
-MOST_UNITS = 10**12  # --work's own bound: calibration stops there
 CANT_TELL = "can't tell"
 
 
@@ -154,7 +153,7 @@ def _calibrate(function, seconds_wanted, name="crunch"):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds_wanted:
             return n / elapsed
-        if n >= MOST_UNITS:  # n ignored, or work that hardly grows: no rate to size a trial by
+        if n >= MOST_WORK:  # n ignored, or work that hardly grows: no rate to size a trial by
             raise TrialCheckFailed(f"{name}'s time does not grow with n: {name}({n:,}) took "
                                    f"{elapsed * 1e3:.3g} ms; allowed: a function whose work "
                                    f"grows with n, or --work N")

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from lab import backends
 from lab.backends import BACKENDS
+from lab.experiments.scaling_task import MOST_WORK
 from lab.hosts.topology import PLACEMENTS
 
 # "default": the Python's own default (fork up to 3.13 on Linux, forkserver from 3.14); a trial
@@ -116,8 +117,6 @@ def choices(flag, text, allowed):
 
 # Each worker is a process in a trial that may hold 512 (the engine's pids limit) and 1 GiB.
 MOST_WORKERS = 256
-# One worker's trial at 10^12 iterations is hours on any CPU; a typo beyond it would run for years.
-MOST_WORK_ITERATIONS = 10**12
 
 
 def workers(text):
@@ -159,7 +158,7 @@ def work(value):
     text = text.replace("_", "")
     if re.fullmatch(r"\d+(e\d+)?", text):
         number = int(float(text)) if "e" in text else int(text)
-        if 1 <= number <= MOST_WORK_ITERATIONS:
+        if 1 <= number <= MOST_WORK:  # 10^12: hours on any CPU; past it, years
             return number
     raise BadInput(f"--work {value!r}: not allowed; allowed: auto, seed, or a whole number of "
                    f"iterations from 1 to 1e12, such as 2000000 or 6e7")
